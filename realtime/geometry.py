@@ -1,0 +1,88 @@
+"""Rotation helpers shared by the rig, the avatar and the renderers (NumPy).
+
+Conventions (DESIGN.md): axis-angle vectors of 3 numbers, quaternions as
+(w, x, y, z), rotation matrices acting on column vectors. Every function keeps
+the floating dtype of its input (float32 on the hot path, float64 for checks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def axis_angle_to_matrix(rotvec: np.ndarray) -> np.ndarray:
+    """Rodrigues' formula.
+
+    rotvec: (..., 3) axis-angle vectors.
+    Returns (..., 3, 3) rotation matrices; a zero vector gives the identity.
+    """
+    rotvec = np.asarray(rotvec)
+    dtype = rotvec.dtype if rotvec.dtype.kind == "f" else np.float64
+    rotvec = rotvec.astype(dtype, copy=False)
+    angle = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    axis = rotvec / np.maximum(angle, np.finfo(dtype).tiny)
+    x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+    zero = np.zeros_like(x)
+    skew = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1).reshape(rotvec.shape[:-1] + (3, 3))
+    sin = np.sin(angle)[..., None]
+    cos = np.cos(angle)[..., None]
+    eye = np.eye(3, dtype=dtype)
+    return (eye + sin * skew + (1.0 - cos) * (skew @ skew)).astype(dtype, copy=False)
+
+
+def matrix_to_quaternion(matrix: np.ndarray) -> np.ndarray:
+    """Rotation matrices to unit quaternions with a non-negative w.
+
+    matrix: (..., 3, 3). Returns (..., 4) as (w, x, y, z).
+    Uses the branch on the largest diagonal term, so it is stable for every
+    rotation, including 180-degree ones.
+    """
+    m = np.asarray(matrix)
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    trace = m00 + m11 + m22
+    candidates = np.stack(
+        [
+            np.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
+            np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
+            np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]], -1),
+            np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22], -1),
+        ],
+        axis=-2,
+    )
+    pick = np.argmax(np.stack([trace, m00, m11, m22], -1), axis=-1)
+    q = np.take_along_axis(candidates, pick[..., None, None], axis=-2)[..., 0, :]
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., :1] < 0, -q, q)
+
+
+def quaternion_to_matrix(quat: np.ndarray) -> np.ndarray:
+    """Quaternions (..., 4) as (w, x, y, z), any norm, to (..., 3, 3) rotation matrices."""
+    q = quaternion_normalize(quat)
+    w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    rows = [
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ]
+    return np.stack(rows, axis=-1).reshape(q.shape[:-1] + (3, 3))
+
+
+def quaternion_normalize(quat: np.ndarray) -> np.ndarray:
+    """(..., 4) quaternions scaled to unit length."""
+    quat = np.asarray(quat)
+    return quat / np.linalg.norm(quat, axis=-1, keepdims=True)
+
+
+def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a ⊗ b of (..., 4) quaternions (w, x, y, z): rotate by b, then by a."""
+    aw, ax, ay, az = np.moveaxis(np.asarray(a), -1, 0)
+    bw, bx, by, bz = np.moveaxis(np.asarray(b), -1, 0)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        axis=-1,
+    )
