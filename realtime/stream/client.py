@@ -1,0 +1,249 @@
+"""A Python WebRTC peer for the stream server (no browser needed).
+
+Connects as a viewer or a sender, receives decoded frames, reads their latency
+stamps and echoes them over the stats channel as the web client does. Used by
+the tests and benchmarks, and to check a server from a headless machine::
+
+    python -m realtime.stream.client ws://127.0.0.1:8080/ws --frames 150
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
+from websockets.asyncio.client import connect as ws_connect
+
+from .latency import STAMP_ROWS, read_frame_stamp, stamp_age_ms
+from .tracks import check_image
+
+
+class ArrayVideoTrack(VideoStreamTrack):
+    """A camera stand-in: plays ``frames`` ((H, W, 3) uint8 RGB each) in a loop at ``fps``."""
+
+    def __init__(self, frames: list[np.ndarray], fps: float = 30.0) -> None:
+        super().__init__()
+        if not frames:
+            raise ValueError("ArrayVideoTrack needs at least one frame")
+        for f in frames:
+            check_image(f)
+        self._frames = frames
+        self._period = 1.0 / fps
+        self._start: float | None = None
+        self.sent = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self.sent * self._period - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        frame = av.VideoFrame.from_ndarray(self._frames[self.sent % len(self._frames)], format="rgb24")
+        frame.pts = int(self.sent * self._period * 90_000)
+        frame.time_base = fractions.Fraction(1, 90_000)
+        self.sent += 1
+        return frame
+
+
+@dataclass
+class Received:
+    """One decoded frame: its stamp and the latency measured on this machine's monotonic clock."""
+
+    stamp: int | None
+    latency_ms: float | None
+    width: int
+    height: int
+    image: np.ndarray | None = None
+
+
+class PeerClient:
+    """One WebRTC session with a stream server. ``ws_url``: ``ws://host:port/ws[?token=T]``."""
+
+    def __init__(self, ws_url: str, role: str = "viewer", source: MediaStreamTrack | None = None) -> None:
+        if role == "sender" and source is None:
+            raise ValueError("a sender needs a source track")
+        self.ws_url, self.role, self.source = ws_url, role, source
+        self.ws = None
+        self.pc: RTCPeerConnection | None = None
+        self.channel = None
+        self.track: MediaStreamTrack | None = None
+        self.messages: list[dict] = []
+        self.frames = 0
+        self._channel_open = asyncio.Event()
+
+    async def open_signaling(self) -> None:
+        self.ws = await ws_connect(self.ws_url, max_size=2**22)
+
+    async def request(self, message: str | bytes | dict, timeout: float = 10.0) -> dict:
+        """Send one raw signaling message and return the server's reply."""
+        if self.ws is None:
+            await self.open_signaling()
+        await self.ws.send(json.dumps(message) if isinstance(message, dict) else message)
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def connect(self, timeout: float = 10.0) -> dict:
+        """Offer, apply the answer, and wait for the video track. Returns the answer message.
+
+        Raises RuntimeError with the server's message when it refuses.
+        """
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.role == "sender":
+            self.pc.addTransceiver(self.source, direction="sendrecv")
+        else:
+            self.pc.addTransceiver("video", direction="recvonly")
+        self.channel = self.pc.createDataChannel("stats")
+        self.channel.on("open", self._channel_open.set)
+        self.channel.on("message", self._on_message)
+        got_track = asyncio.Event()
+
+        @self.pc.on("track")
+        def _on_track(track):
+            if track.kind == "video":
+                self.track = track
+                got_track.set()
+
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        reply = await self.request({"type": "offer", "sdp": self.pc.localDescription.sdp, "role": self.role}, timeout)
+        if reply.get("type") != "answer":
+            raise RuntimeError(f"server refused the offer: {reply.get('message', reply)}")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        await asyncio.wait_for(got_track.wait(), timeout)
+        return reply
+
+    def _on_message(self, raw: str) -> None:
+        msg = json.loads(raw)
+        if msg.get("type") == "ping":
+            self.channel.send(json.dumps({"type": "pong", "t": msg["t"]}))
+        else:
+            self.messages.append(msg)
+
+    def send_channel(self, message: dict) -> None:
+        self.channel.send(json.dumps(message))
+
+    async def wait_channel(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._channel_open.wait(), timeout)
+
+    async def receive(self, count: int, timeout: float = 30.0, keep_images: bool = False) -> list[Received]:
+        """Receive ``count`` decoded frames, echoing each stamp to the server."""
+        out: list[Received] = []
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            frame = await asyncio.wait_for(self.track.recv(), max(0.01, deadline - time.monotonic()))
+            got_ns = time.monotonic_ns()
+            image = frame.to_ndarray(format="rgb24")
+            stamp = read_frame_stamp(image) if image.shape[1] >= 128 else None
+            latency = None
+            if stamp is not None:
+                latency = float(stamp_age_ms(stamp, got_ns))
+                if self.channel is not None and self.channel.readyState == "open":
+                    held = (time.monotonic_ns() - got_ns) / 1e6
+                    self.send_channel({"type": "stamp", "stamp": stamp, "held_ms": held})
+            self.frames += 1
+            out.append(Received(stamp, latency, image.shape[1], image.shape[0] - STAMP_ROWS,
+                                image if keep_images else None))
+        return out
+
+    async def close(self) -> None:
+        """Leave cleanly: close the peer connection and the signaling socket."""
+        if self.pc is not None:
+            await self.pc.close()
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def vanish(self) -> None:
+        """Disappear without a goodbye: drop the signaling TCP connection, then the peer."""
+        if self.ws is not None:
+            self.ws.transport.abort()
+        if self.pc is not None:
+            await self.pc.close()
+
+
+class ServerProcess:
+    """``python -m realtime.stream.server ARGS --port 0`` in a subprocess, as a user starts it.
+
+    Use as a context manager; ``url`` is the client page, ``ws_url`` the signaling
+    socket, ``stats()`` reads ``/stats``. The server's log goes to ``log_path``.
+    """
+
+    def __init__(self, args: list[str] = (), startup_timeout: float = 30.0) -> None:
+        self.args, self.startup_timeout = list(args), startup_timeout
+        self.proc: subprocess.Popen | None = None
+        self.url = self.ws_url = ""
+
+    def __enter__(self) -> "ServerProcess":
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+                   PYTHONUNBUFFERED="1")
+        self._log = tempfile.NamedTemporaryFile("w+", prefix="stream-server-", suffix=".log", delete=False)
+        self.log_path = self._log.name
+        self.proc = subprocess.Popen([sys.executable, "-m", "realtime.stream.server", "--port", "0", *self.args],
+                                     cwd=root, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        deadline = time.monotonic() + self.startup_timeout
+        line = ""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            line = self.proc.stdout.readline()
+            match = re.search(r"serving on (\S+)", line)
+            if match:
+                self.url = match.group(1)
+                base, _, query = self.url.partition("?")
+                self.ws_url = base.replace("http", "ws", 1) + "ws" + (f"?{query}" if query else "")
+                return self
+        self.__exit__()
+        raise RuntimeError(f"the server did not start: {line!r}; log: {open(self.log_path).read()[-2000:]}")
+
+    def stats(self) -> dict:
+        base, _, query = self.url.partition("?")
+        with urllib.request.urlopen(base + "stats" + (f"?{query}" if query else ""), timeout=10) as r:
+            return json.loads(r.read())
+
+    def log(self) -> str:
+        with open(self.log_path) as f:
+            return f.read()
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.proc.stdout.close()
+        self._log.close()
+
+
+async def _check(ws_url: str, frames: int) -> None:
+    client = PeerClient(ws_url)
+    await client.connect()
+    got = await client.receive(frames)
+    lat = [r.latency_ms for r in got if r.latency_ms is not None]
+    print(f"{len(got)} frames {got[0].width}x{got[0].height}, {len(lat)} stamped; "
+          f"latency on this machine's clock p50 {np.percentile(lat, 50):.1f} ms "
+          f"(valid only when the server runs on this machine)" if lat else "no stamps read")
+    await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m realtime.stream.client", description=__doc__.split("\n")[0])
+    parser.add_argument("ws_url", help="ws://host:port/ws[?token=T]")
+    parser.add_argument("--frames", type=int, default=150)
+    args = parser.parse_args(argv)
+    asyncio.run(_check(args.ws_url, args.frames))
+
+
+if __name__ == "__main__":
+    main()

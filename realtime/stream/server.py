@@ -1,0 +1,388 @@
+"""The stream server: static web client over HTTP, signaling over a WebSocket, WebRTC peers.
+
+Routes (one port):
+
+* ``/`` (index.html): the full client (send your camera, watch, stats, controls);
+* ``/view`` (view.html): the bare avatar video, for OBS or call software;
+* ``/ws``: signaling, see ``signaling.py`` for the protocol;
+* ``/stats``: live stats as JSON (fps, per-stage latency, glass-to-glass, sessions);
+* the client's assets (``app.js``, ``style.css``).
+
+With a token, pages, ``/ws`` and ``/stats`` need ``?token=T`` (assets are public).
+Binding to anything but a loopback address requires a token. Browsers only give
+pages a camera in a secure context: ``http://localhost`` counts, a LAN address
+does not (viewers work there; senders need TLS, the ``ssl`` argument).
+
+Run the test-pattern driver from a shell: ``python -m realtime.stream.server --port 8080``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.utils
+import hmac
+import ipaddress
+import json
+import logging
+import mimetypes
+import os
+import resource
+import secrets
+import signal
+import threading
+import time
+from http import HTTPStatus
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve as ws_serve
+from websockets.exceptions import ConnectionClosed
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from . import signaling
+from .latency import STAMP_ROWS, LatencyWindow
+from .session import CODECS, Session
+from .signaling import Bye, Offer, SignalingError
+from .tracks import FrameBroadcast
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATIC_DIR = Path(__file__).resolve().parents[2] / "client_web"
+PAGES = {"/": "index.html", "/index.html": "index.html", "/view": "view.html", "/view.html": "view.html"}
+ASSET_TYPES = {".js", ".css", ".png", ".svg", ".ico"}
+MAX_STAGES = 16
+LOG_PERIOD_S = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to expose the server beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise ValueError(
+            f"binding to {host!r} exposes the server beyond this machine: a token is required "
+            "(--token T; clients then open /?token=T)"
+        )
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StreamServer:
+    """HTTP + WebSocket + WebRTC server around a frame producer (see ``producer.py``).
+
+    producer: the FrameProducer; host, port: where to listen (port 0 picks a free
+    one, see ``.port``); token: required query parameter, mandatory off loopback;
+    max_sessions: concurrent peer sessions (viewers + the sender); codec: ``vp8``
+    (default) or ``h264`` preferred for video; ice_servers: STUN/TURN URLs (none
+    by default: loopback and LAN need none); ssl: an ``ssl.SSLContext`` for https/wss.
+    """
+
+    def __init__(self, producer, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, *,
+                 max_sessions: int = 8, codec: str = "vp8", ice_servers: tuple[str, ...] = (),
+                 static_dir: Path | str | None = None, ssl=None) -> None:
+        check_bind(host, token)
+        if max_sessions < 1:
+            raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+        self.producer, self.host, self.token = producer, host, token
+        self.max_sessions, self.codec, self.ice_servers, self.ssl = max_sessions, codec, tuple(ice_servers), ssl
+        self.static_dir = Path(static_dir) if static_dir else DEFAULT_STATIC_DIR
+        if not (self.static_dir / "index.html").is_file():
+            raise ValueError(f"web client not found: {self.static_dir / 'index.html'} does not exist")
+        self._requested_port = port
+        self.port: int | None = None
+        self.broadcast: FrameBroadcast | None = None
+        self.sessions: dict[str, Session] = {}
+        self.sender: Session | None = None
+        self.latency = LatencyWindow()
+        self.processing = LatencyWindow()
+        self.stages: dict[str, LatencyWindow] = {}
+        self.frames = 0
+        self.bad_frames = 0
+        self.producer_error: str | None = None
+        self._fps, self._fps_count, self._fps_t0 = 0.0, 0, time.monotonic()
+        self._started = time.monotonic()
+        self._server = None
+        self._tasks: list[asyncio.Task] = []
+
+    # -- lifetime ------------------------------------------------------------------
+    async def start(self) -> "StreamServer":
+        self.broadcast = FrameBroadcast()
+        self._server = await ws_serve(
+            self._handle_ws, self.host, self._requested_port,
+            process_request=self._process_request,
+            max_size=signaling.HARD_MAX_MESSAGE_BYTES, ssl=self.ssl,
+        )
+        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._pump(), name="stream-pump"),
+                       loop.create_task(self._log_loop(), name="stream-log")]
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(s.close("server stopping") for s in list(self.sessions.values())))
+        if self.broadcast is not None:
+            self.broadcast.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> "StreamServer":
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    def page_url(self, page: str = "") -> str:
+        """The URL of a page (``""``: the client, ``"view"``, ``"stats"``, ``"ws"``), token included."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = ("wss" if self.ssl else "ws") if page == "ws" else ("https" if self.ssl else "http")
+        query = f"?token={self.token}" if self.token else ""
+        return f"{scheme}://{host}:{self.port}/{page}{query}"
+
+    @property
+    def url(self) -> str:
+        return self.page_url()
+
+    # -- frames -------------------------------------------------------------------
+    async def _pump(self) -> None:
+        try:
+            async for frame in self.producer.frames():
+                try:
+                    stamped = self.broadcast.publish(frame.image, frame.capture_ts_ns, frame.timings)
+                except ValueError as exc:
+                    self.bad_frames += 1
+                    if self.bad_frames == 1:
+                        log.error("dropping bad frames from the producer: %s", exc)
+                    continue
+                self._count(stamped)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.producer_error = f"{type(exc).__name__}: {exc}"
+            log.exception("the frame producer failed; the stream is frozen")
+
+    def _count(self, stamped) -> None:
+        self.frames += 1
+        self.processing.add((stamped.published_ns - stamped.capture_ts_ns) / 1e6)
+        for name, ms in stamped.timings.items():
+            if name in self.stages or len(self.stages) < MAX_STAGES:
+                self.stages.setdefault(name, LatencyWindow()).add(ms)
+        self._fps_count += 1
+        now = time.monotonic()
+        if now - self._fps_t0 >= 1.0:
+            self._fps = self._fps_count / (now - self._fps_t0)
+            self._fps_count, self._fps_t0 = 0, now
+
+    def record_latency(self, ms: float) -> None:
+        self.latency.add(ms)
+
+    # -- stats ----------------------------------------------------------------------
+    def stats_summary(self) -> dict:
+        """Server-wide live stats (sent to every session once a second)."""
+        return {
+            "fps": round(self._fps, 2),
+            "frames": self.frames,
+            "bad_frames": self.bad_frames,
+            "sessions": len(self.sessions),
+            "max_sessions": self.max_sessions,
+            "processing_ms": self.processing.summary(),
+            "stages_ms": {name: w.summary() for name, w in self.stages.items()},
+            "glass_to_glass_ms": self.latency.summary(),
+            "drops": {
+                "viewer_skipped": sum(s.track.skipped for s in self.sessions.values() if s.track),
+            },
+            "producer": self.producer.stats(),
+            "producer_error": self.producer_error,
+        }
+
+    def stats(self) -> dict:
+        """Everything ``/stats`` shows: the summary, each session, and the process."""
+        return {
+            **self.stats_summary(),
+            "uptime_s": round(time.monotonic() - self._started, 1),
+            "session_list": [s.info() for s in self.sessions.values()],
+            "process": {
+                "tasks": len(asyncio.all_tasks()),
+                "threads": threading.active_count(),
+                "rss_mb": round(_rss_mb(), 1),
+            },
+        }
+
+    async def _log_loop(self) -> None:
+        while True:
+            await asyncio.sleep(LOG_PERIOD_S)
+            g2g = self.latency.summary()
+            log.info("fps %.1f, sessions %d, processing p50 %s ms, glass-to-glass p50 %s / p95 %s ms (%d samples)",
+                     self._fps, len(self.sessions), self.processing.summary()["p50"], g2g["p50"], g2g["p95"],
+                     g2g["count"])
+
+    # -- HTTP -----------------------------------------------------------------------
+    def _authorized(self, query: dict) -> bool:
+        if not self.token:
+            return True
+        given = query.get("token", [""])[0]
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        path, query = url.path, parse_qs(url.query)
+        if path == "/ws":
+            return None if self._authorized(query) else connection.respond(HTTPStatus.FORBIDDEN, "bad or missing token\n")
+        if path in PAGES or path == "/stats":
+            if not self._authorized(query):
+                return connection.respond(HTTPStatus.FORBIDDEN, "bad or missing token: open this page with ?token=T\n")
+            if path == "/stats":
+                return _respond(json.dumps(self.stats()).encode(), "application/json")
+            return self._file(connection, PAGES[path])
+        name = path.lstrip("/")
+        if "/" not in name and Path(name).suffix in ASSET_TYPES:
+            return self._file(connection, name)
+        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _file(self, connection: ServerConnection, name: str) -> Response:
+        path = self.static_dir / name
+        if not path.is_file():
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind.endswith("javascript"):
+            kind += "; charset=utf-8"
+        return _respond(path.read_bytes(), kind)
+
+    # -- signaling ----------------------------------------------------------------
+    async def _handle_ws(self, ws: ServerConnection) -> None:
+        session: Session | None = None
+        try:
+            async for raw in ws:
+                try:
+                    msg = signaling.parse_signal(raw)
+                    if isinstance(msg, Offer):
+                        if session is not None and not session.closed:
+                            raise SignalingError("this connection already has a session: send bye first, "
+                                                 "or open another connection")
+                        session = await self._open_session(msg, ws)
+                    elif isinstance(msg, Bye):
+                        if session is None or session.closed:
+                            raise SignalingError("no session to end: send an offer first")
+                        await session.close("bye")
+                        session = None
+                        await ws.send(signaling.encode("bye"))
+                except SignalingError as exc:
+                    await ws.send(signaling.error(str(exc)))
+        except ConnectionClosed:
+            pass
+        finally:
+            if session is not None:
+                await session.close("signaling connection closed")
+
+    async def _open_session(self, offer: Offer, ws: ServerConnection) -> Session:
+        if len(self.sessions) >= self.max_sessions:
+            raise SignalingError(f"server full: {len(self.sessions)} of {self.max_sessions} sessions in use, "
+                                 "try again later")
+        if offer.role == "sender" and self.sender is not None:
+            raise SignalingError("a sender is already connected (one camera drives the avatar): "
+                                 "join as a viewer")
+
+        def closed(s: Session, reason: str) -> None:
+            self.sessions.pop(s.id, None)
+            if self.sender is s:
+                self.sender = None
+            if reason.startswith("peer connection"):
+                asyncio.get_running_loop().create_task(_notify(ws, signaling.encode("bye", reason=reason)))
+
+        session = Session(secrets.token_hex(4), offer.role, self, ice_servers=self.ice_servers,
+                          codec=self.codec, on_closed=closed)
+        self.sessions[session.id] = session
+        if offer.role == "sender":
+            self.sender = session
+        try:
+            sdp = await session.open(offer)
+            await ws.send(signaling.encode("answer", sdp=sdp, session=session.id, stamp_rows=STAMP_ROWS))
+        except BaseException:  # refused offer, vanished client or cancellation: free the slot
+            await session.close("negotiation failed")
+            raise
+        log.info("session %s (%s) open, %d in use", session.id, offer.role, len(self.sessions))
+        return session
+
+
+async def _notify(ws: ServerConnection, text: str) -> None:
+    try:
+        await ws.send(text)
+    except ConnectionClosed:
+        pass
+
+
+def _respond(body: bytes, content_type: str) -> Response:
+    headers = Headers([
+        ("Date", email.utils.formatdate(usegmt=True)),
+        ("Connection", "close"),
+        ("Content-Type", content_type),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Content-Type-Options", "nosniff"),
+    ])
+    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+
+
+async def serve(producer, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, *,
+                stop: asyncio.Event | None = None, **options) -> None:
+    """Run a StreamServer until ``stop`` is set (forever without one). Options: see StreamServer."""
+    async with StreamServer(producer, host, port, token, **options) as server:
+        print(f"serving on {server.url} (viewer-only page: {server.page_url('view')})", flush=True)
+        await (stop.wait() if stop is not None else asyncio.Future())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m realtime.stream.server``: serve the test-pattern driver."""
+    from .testpattern import TestPatternProducer
+
+    parser = argparse.ArgumentParser(prog="python -m realtime.stream.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--token", default=None, help="required to bind beyond loopback")
+    parser.add_argument("--size", type=int, default=256, help="output frame size (square)")
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--max-sessions", type=int, default=8)
+    parser.add_argument("--codec", choices=sorted(CODECS), default="vp8")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("aioice", "aiortc", "websockets"):  # per-connection chatter
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        check_bind(args.host, args.token)
+        producer = TestPatternProducer(args.size, args.size, args.fps)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await serve(producer, args.host, args.port, args.token, stop=stop,
+                    max_sessions=args.max_sessions, codec=args.codec)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""One client's WebRTC session: its peer connection, tracks and stats channel."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import time
+from collections import deque
+from typing import Any, Callable
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.sdp import SessionDescription
+
+from . import signaling
+from .latency import LatencyWindow, glass_to_glass_ms
+from .signaling import Offer, SignalingError
+from .tracks import BroadcastTrack, FrameBroadcast, drain, input_image
+
+log = logging.getLogger(__name__)
+
+NEGOTIATION_TIMEOUT_S = 10.0
+STATS_PERIOD_S = 1.0
+MAX_PLAUSIBLE_LATENCY_MS = 10_000
+CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
+
+
+def offer_video_direction(sdp: str) -> str:
+    """The direction of the offer's first video section (``sendrecv``, ``recvonly``, ...)."""
+    try:
+        desc = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc's parser raises assorted errors on junk
+        raise SignalingError(f"could not parse the offer's SDP: {exc}") from None
+    video = [m for m in desc.media if m.kind == "video"]
+    if not video:
+        raise SignalingError("the offer has no video section: add a video transceiver before creating it")
+    return video[0].direction or "sendrecv"
+
+
+def codec_preferences(codec: str) -> list:
+    """Video codec capabilities with ``codec`` (``vp8`` or ``h264``) first."""
+    if codec not in CODECS:
+        raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    return sorted(caps, key=lambda c: c.mimeType.lower() != CODECS[codec].lower())
+
+
+class Session:
+    """A peer connection for one client, viewer or sender.
+
+    hub: the server side it reports to, with ``broadcast`` (FrameBroadcast),
+    ``producer``, ``record_latency(ms)`` and ``stats_summary() -> dict``.
+    on_closed: called once when the session ends, whoever ended it.
+    """
+
+    def __init__(self, sid: str, role: str, hub: Any, *, ice_servers: tuple[str, ...] = (),
+                 codec: str = "vp8", on_closed: Callable[["Session", str], None] | None = None) -> None:
+        self.id, self.role, self.hub = sid, role, hub
+        self.codec = codec
+        self.created = time.monotonic()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(u) for u in ice_servers]))
+        self.track: BroadcastTrack | None = None
+        self.channel = None
+        self.latency = LatencyWindow()
+        self.inputs = 0
+        self._camera = False
+        self.rtt_ms: float | None = None
+        self._rtts: deque[float] = deque(maxlen=5)
+        self.client: dict | None = None
+        self.closed = False
+        self._tasks: set[asyncio.Task] = set()
+        self._on_closed = on_closed
+        self._close_task: asyncio.Task | None = None
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    # -- negotiation -------------------------------------------------------
+    async def open(self, offer: Offer) -> str:
+        """Apply the client's offer; returns the answer SDP. Raises SignalingError."""
+        direction = offer_video_direction(offer.sdp)
+        if offer.role == "sender" and "send" not in direction:
+            raise SignalingError(f"a sender must offer a video track it sends (the offer's video is {direction})")
+        if offer.role == "viewer" and "recv" not in direction:
+            raise SignalingError(f"a viewer must offer to receive video (the offer's video is {direction})")
+        transceiver = self.pc.addTransceiver("video", direction="sendrecv")
+        transceiver.setCodecPreferences(codec_preferences(self.codec))
+        try:
+            await asyncio.wait_for(self._negotiate(offer.sdp, "recv" in direction), NEGOTIATION_TIMEOUT_S)
+        except SignalingError:
+            raise
+        except asyncio.TimeoutError:
+            raise SignalingError("negotiation timed out") from None
+        except Exception as exc:
+            raise SignalingError(f"could not use this offer: {exc}") from None
+        return self.pc.localDescription.sdp
+
+    async def _negotiate(self, sdp: str, receives: bool) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        if receives:
+            self.track = BroadcastTrack(self.hub.broadcast)
+            self.pc.addTrack(self.track)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+
+    # -- media ---------------------------------------------------------------
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if self.role == "sender" and track.kind == "video" and not self._camera:
+            self._camera = True
+            self._spawn(drain(track, self._on_camera_frame), f"camera-{self.id}")
+        else:  # tracks we do not use are still drained: aiortc would queue them forever
+            self._spawn(drain(track, lambda frame, ts: None), f"discard-{self.id}")
+
+    def _on_camera_frame(self, frame, arrival_ns: int) -> None:
+        self.inputs += 1
+        self.hub.producer.push_input(input_image(frame), arrival_ns)
+
+    # -- stats channel ------------------------------------------------------------
+    def _on_datachannel(self, channel) -> None:
+        if channel.label != "stats" or self.channel is not None:
+            return
+        self.channel = channel
+        channel.on("message", self._on_message)
+        self._spawn(self._stats_loop(), f"stats-{self.id}")
+
+    def _send(self, text: str) -> None:
+        if self.channel is not None and self.channel.readyState == "open":
+            self.channel.send(text)
+
+    async def _stats_loop(self) -> None:
+        while True:
+            self._send(signaling.encode("stats", **self.hub.stats_summary(), session=self.info()))
+            self._send(signaling.encode("ping", t=time.monotonic_ns() / 1e6))
+            await asyncio.sleep(STATS_PERIOD_S)
+
+    def _on_message(self, raw) -> None:
+        try:
+            msg = signaling.parse_channel(raw)
+            kind = msg["type"]
+            if kind == "pong":
+                rtt = time.monotonic_ns() / 1e6 - msg["t"]
+                if 0 <= rtt < MAX_PLAUSIBLE_LATENCY_MS:
+                    self._rtts.append(rtt)
+                    self.rtt_ms = statistics.median(self._rtts)
+            elif kind == "stamp":
+                ms = glass_to_glass_ms(msg["stamp"], time.monotonic_ns(), self.rtt_ms or 0.0, msg["held_ms"])
+                if ms < MAX_PLAUSIBLE_LATENCY_MS:
+                    self.latency.add(ms)
+                    self.hub.record_latency(ms)
+            elif kind == "client":
+                self.client = {"frames": msg["frames"], "fps": msg["fps"]}
+            else:
+                try:
+                    self.hub.producer.control(msg)
+                except ValueError as exc:
+                    raise SignalingError(str(exc)) from None
+                self._send(signaling.encode("ack", action=msg["action"]))
+        except SignalingError as exc:
+            self._send(signaling.error(str(exc)))
+
+    # -- lifetime ---------------------------------------------------------------
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed") and not self.closed:
+            self._close_task = asyncio.get_running_loop().create_task(
+                self.close(f"peer connection {self.pc.connectionState}"), name=f"close-{self.id}"
+            )
+
+    async def close(self, reason: str = "closed") -> None:
+        """End the session and release its peer connection and tasks (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.track is not None:
+            self.track.stop()
+        await self.pc.close()
+        log.info("session %s (%s) ended: %s", self.id, self.role, reason)
+        if self._on_closed is not None:
+            self._on_closed(self, reason)
+
+    def info(self) -> dict:
+        """This session's counters, JSON-serialisable."""
+        return {
+            "id": self.id,
+            "role": self.role,
+            "age_s": round(time.monotonic() - self.created, 1),
+            "state": self.pc.connectionState,
+            "frames_sent": self.track.sent if self.track else 0,
+            "frames_skipped": self.track.skipped if self.track else 0,
+            "inputs": self.inputs,
+            "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2),
+            "glass_to_glass_ms": self.latency.summary(),
+            "client": self.client,
+        }

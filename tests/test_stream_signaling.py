@@ -1,0 +1,75 @@
+"""Signaling and data-channel message validation: every refusal names its problem."""
+import json
+
+import pytest
+
+from realtime.stream.signaling import (
+    MAX_MESSAGE_BYTES, Bye, Offer, SignalingError, parse_channel, parse_signal,
+)
+
+SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+def test_offer_and_bye_parse():
+    assert parse_signal(json.dumps({"type": "offer", "sdp": SDP, "role": "viewer"})) == Offer(SDP, "viewer")
+    assert parse_signal(json.dumps({"type": "offer", "sdp": SDP, "role": "sender"})).role == "sender"
+    assert parse_signal('{"type": "bye"}') == Bye()
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("{not json", "malformed JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"sdp": "v=0"}', 'needs a string field "type"'),
+    ('{"type": 3}', 'needs a string field "type"'),
+    ('{"type": "hello"}', "unknown message type 'hello'"),
+    ('{"type": "candidate", "candidate": "x"}', "trickle ICE is not supported"),
+    ('{"type": "offer", "role": "viewer"}', 'needs a non-empty string field "sdp"'),
+    ('{"type": "offer", "sdp": "hello", "role": "viewer"}', "not an SDP"),
+    (json.dumps({"type": "offer", "sdp": SDP}), 'needs "role"'),
+    (json.dumps({"type": "offer", "sdp": SDP, "role": "admin"}), "got 'admin'"),
+    (b'{"type": "bye"}', "binary"),
+])
+def test_bad_signaling_is_named(raw, message):
+    with pytest.raises(SignalingError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        parse_signal(raw)
+
+
+def test_size_cap_counts_bytes():
+    pad = "x" * (MAX_MESSAGE_BYTES - 100)
+    assert parse_signal(json.dumps({"type": "bye", "pad": pad})) == Bye()
+    with pytest.raises(SignalingError, match=f"limit is {MAX_MESSAGE_BYTES} bytes"):
+        parse_signal(json.dumps({"type": "bye", "pad": "x" * MAX_MESSAGE_BYTES}))
+    # multi-byte characters: under the cap in characters, over it in UTF-8 bytes
+    with pytest.raises(SignalingError, match="too large"):
+        parse_signal(json.dumps({"type": "bye", "pad": "é" * (MAX_MESSAGE_BYTES // 2 + 10)}, ensure_ascii=False))
+
+
+def test_channel_messages_parse():
+    assert parse_channel('{"type": "pong", "t": 12.5}') == {"type": "pong", "t": 12.5}
+    assert parse_channel('{"type": "stamp", "stamp": 77, "held_ms": 1.5}') == {
+        "type": "stamp", "stamp": 77, "held_ms": 1.5}
+    assert parse_channel('{"type": "stamp", "stamp": 77}')["held_ms"] == 0.0
+    assert parse_channel('{"type": "client", "frames": 60, "fps": 29.5}') == {
+        "type": "client", "frames": 60, "fps": 29.5}
+    assert parse_channel('{"type": "control", "action": "recalibrate"}') == {
+        "type": "control", "action": "recalibrate"}
+    assert parse_channel('{"type": "control", "action": "background", "color": "#00FF7f"}')["color"] == "#00ff7f"
+    assert parse_channel('{"type": "control", "action": "avatar", "name": "demo"}')["name"] == "demo"
+
+
+@pytest.mark.parametrize("raw, message", [
+    ('{"type": "stamp", "stamp": -1}', "integer in"),
+    ('{"type": "stamp", "stamp": 16777216}', "integer in"),
+    ('{"type": "stamp", "stamp": 1.5}', "integer in"),
+    ('{"type": "stamp", "stamp": true}', "integer in"),
+    ('{"type": "stamp", "stamp": 5, "held_ms": -3}', '"held_ms" must be a number'),
+    ('{"type": "pong"}', '"t" must be a number'),
+    ('{"type": "client", "frames": "many", "fps": 3}', '"frames" must be a number'),
+    ('{"type": "control", "action": "reboot"}', '"action" must be one of'),
+    ('{"type": "control", "action": "background", "color": "red"}', '"color" must be "#rrggbb"'),
+    ('{"type": "control", "action": "avatar", "name": ""}', '"name" must be an avatar name'),
+    ('{"type": "offer"}', "unknown data channel message type"),
+])
+def test_bad_channel_messages_are_named(raw, message):
+    with pytest.raises(SignalingError, match=message):
+        parse_channel(raw)
