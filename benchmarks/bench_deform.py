@@ -9,40 +9,30 @@ CPU backends: perf_counter around `deform`. Also the host time of the `deform` c
 
     python benchmarks/bench_deform.py [--sizes 10000 100000 1000000] [--frames 200] [--seconds 20]
 
-Writes benchmarks/results/deform_<device>.json (device: the GPU's name, or "cpu").
+Writes benchmarks/results/deform_<machine>.json (machine: the GPU's name, or the CPU's model and cores).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
-import json
 import os
-import platform
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
 from realtime.avatar.synthetic import random_avatar, random_params  # noqa: E402
 from realtime.deform import make_deformer  # noqa: E402
 from realtime.rig.synthetic import synthetic_rig  # noqa: E402
 
 WARMUP = 5
-
-
-def percentiles(ms: list[float]) -> dict[str, float]:
-    a = np.asarray(ms)
-    return {"p50_ms": float(np.percentile(a, 50)), "p95_ms": float(np.percentile(a, 95)),
-            "p99_ms": float(np.percentile(a, 99)), "mean_ms": float(a.mean()), "frames": len(ms)}
 
 
 def time_frames(deformer, frames: list, max_frames: int, seconds: float, cuda: bool) -> dict:
@@ -67,34 +57,9 @@ def time_frames(deformer, frames: list, max_frames: int, seconds: float, cuda: b
             device_ms.append(start.elapsed_time(end))
         if time.perf_counter() - start_time > seconds and i >= 4:
             break
-    result = {"frame": percentiles(device_ms if cuda else host_ms), "host_call": percentiles(host_ms)}
+    result = {"frame": summarize_ms(device_ms if cuda else host_ms), "host_call": summarize_ms(host_ms)}
     result["frame"]["clock"] = "cuda events" if cuda else "perf_counter"
     return result
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
-def metadata() -> dict:
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
-    if importlib.util.find_spec("cupy") is not None:
-        import cupy
-        versions["cupy"] = cupy.__version__
-    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "commit": git_commit(), "machine": platform.machine(), "platform": platform.platform(),
-            "processor": platform.processor(), "torch_threads": torch.get_num_threads(),
-            "load_average_1m": os.getloadavg()[0], "versions": versions,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    if torch.cuda.is_available():
-        meta["cuda"] = torch.version.cuda
-    return meta
 
 
 def main() -> None:
@@ -102,7 +67,6 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--frames", type=int, default=200, help="most timed frames per backend and size")
     parser.add_argument("--seconds", type=float, default=20.0, help="most seconds timed per backend and size")
-    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -135,14 +99,13 @@ def main() -> None:
                                          for label, _, _ in backends if label in row}
         results.append(row)
 
-    device_name = torch.cuda.get_device_name() if cuda else "cpu"
-    out = args.out or ROOT / "benchmarks" / "results" / f"deform_{re.sub(r'[^A-Za-z0-9]+', '_', device_name).strip('_').lower()}.json"
-    report = {"benchmark": "deform", "meta": metadata(), "notes": notes,
+    report = {"benchmark": "deform", "meta": {**metadata(), "torch_threads": torch.get_num_threads(),
+                                              "load_average_1m": os.getloadavg()[0]},
+              "notes": notes,
               "rig": {"name": rig.name, "vertices": rig.n_vertices, "faces": rig.n_faces, "shape": rig.n_shape,
                       "expr": rig.n_expr, "pose_correctives": rig.pose_dirs.shape[2]},
               "method": __doc__.split("\n\n")[2].replace("\n", " "), "results": results}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_result(f"deform_{machine_tag()}", report)
     print(f"wrote {out}")
 
 
