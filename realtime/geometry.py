@@ -86,3 +86,13 @@ def quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ],
         axis=-1,
     )
+
+
+def matrix_to_axis_angle(matrix: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) to axis-angle vectors (..., 3) with angles in [0, pi] (inverse of Rodrigues)."""
+    q = matrix_to_quaternion(matrix)
+    w, xyz = q[..., :1], q[..., 1:]
+    n = np.linalg.norm(xyz, axis=-1, keepdims=True)
+    small = n < 1e-8
+    factor = np.where(small, 2.0 / np.maximum(w, 1e-12), 2.0 * np.arctan2(n, w) / np.where(small, 1.0, n))
+    return xyz * factor

@@ -1,0 +1,409 @@
+"""Per-frame fitting of a rig to 2D face landmarks under a perspective camera.
+
+Model. A landmark is a barycentric point on the rig mesh, so after linear blend
+skinning with FLAME's chain (neck held at rest) it is exactly
+
+    world_l = R0 · Σ_g R_g · X_lg(c) + J0(c) + t
+
+where g runs over the rigid head (R = I) and the joints below the neck (jaw, eyes),
+R0 is the head rotation, R_g the joint's own rotation, t the translation and
+X_lg(c) = X0_lg + XD_lg · c is linear in the blend-shape coefficients c
+(expression, then optionally identity): X_lg is the landmark's corner vertices
+weighted by their skinning weight on joint g, minus the joint's location, plus
+(for the rigid group) the joints' offsets from the root. These bases are
+precomputed once per rig and landmark subset (:func:`landmark_basis`), and the
+identity is folded in once it is known (:func:`fold_identity`).
+
+Fit. Gauss-Newton on [head rotation (3), translation (3), jaw (3), coefficients]
+over the projected landmarks, residuals in units of the face's size in the image,
+Tikhonov priors on the coefficients (towards zero) and the jaw, a temporal prior
+towards the previous frame, and box bounds on the coefficients and jaw kept by an
+active-set solve. Gaze is a second small fit per eye: the iris centre turns with
+the eyeball about the rig's eye joint, and is matched relative to the eye corners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+
+from realtime.camera import Camera
+from realtime.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+from realtime.rig.model import FLAME_PARENTS, Rig, RigError, RigParams
+from realtime.track import landmark_ids as mp_ids
+from realtime.track.fit_kernel import gauss_newton, gaze_newton
+
+JAW, LEFT_EYE_JOINT, RIGHT_EYE_JOINT = 2, 3, 4
+# Rest offset of the iris centre from the eyeball centre when the rig embeds no iris (metres, +z: looking ahead).
+DEFAULT_IRIS_OFFSET = np.array([0.0, 0.0, 0.0115])
+JAW_LOWER = np.array([-0.05, -0.2, -0.2])
+JAW_UPPER = np.array([0.6, 0.2, 0.2])
+GAZE_LIMIT = 0.6  # radians, each of pitch and yaw
+
+# The 52 ARKit blend-shape names: expression shapes with these names are activations in [0, 1].
+ARKIT_NAMES = frozenset((
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff",
+    "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight",
+    "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
+    "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight",
+    "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
+    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker",
+    "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthSmileLeft",
+    "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft",
+    "noseSneerRight", "tongueOut",
+))
+STATISTICAL_LIMIT = 3.0  # FLAME-style (PCA) coefficients are kept in [-3, 3]
+
+
+def expression_bounds(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
+    """(E,), (E,) float64 lower and upper bounds: [0, 1] for ARKit-named shapes, [-3, 3] for statistical ones."""
+    arkit = np.array([name in ARKIT_NAMES for name in rig.expr_names], dtype=bool)
+    return np.where(arkit, 0.0, -STATISTICAL_LIMIT), np.where(arkit, 1.0, STATISTICAL_LIMIT)
+
+
+@dataclass(frozen=True, eq=False)
+class LandmarkBasis:
+    """The rig's landmarks as a function of its parameters, for a subset of MediaPipe ids.
+
+    ids:      (L,) MediaPipe ids, in the order of the observations the fit takes
+    weights:  (L,) fitting weight per landmark
+    groups:   (G,) joint of each group; group 0 is the rigid head (root and neck), the others hang below the neck
+    x0:       (G, 3, L) group-weighted local positions at zero coefficients
+    xd:       (G, 3, L, C) their derivative in each coefficient
+    xp:       (G, 3, L, P) their derivative in the pose-corrective feature (P = 36), or None without correctives
+    j0:       (J, 3) joints at zero coefficients; jd: (J, 3, C) their derivative
+    lower, upper: (C,) coefficient bounds; prior: (C,) coefficient prior weights (relative)
+    n_expr:   the first n_expr coefficients are expressions, the rest (n_shape of them) identity
+    iris_offsets: (2, 3) rest offset of the left and right iris centre from its eye joint
+    identity: (S,) identity coefficients folded into x0 (zeros until :func:`fold_identity`)
+    neutral:  (E,) expression folded into x0 as the neutral face
+    """
+
+    ids: np.ndarray
+    weights: np.ndarray
+    groups: np.ndarray
+    x0: np.ndarray
+    xd: np.ndarray
+    xp: np.ndarray | None
+    j0: np.ndarray
+    jd: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    prior: np.ndarray
+    n_expr: int
+    iris_offsets: np.ndarray
+    identity: np.ndarray
+    neutral: np.ndarray
+
+    @property
+    def n_coeffs(self) -> int:
+        return self.xd.shape[3]
+
+    @property
+    def n_shape(self) -> int:
+        return self.n_coeffs - self.n_expr
+
+    @property
+    def has_jaw(self) -> bool:
+        return bool(np.any(self.groups == JAW))
+
+    @cached_property
+    def jaw_slot(self) -> int:
+        """The group index of the jaw, or -1 when no fitted landmark moves with it."""
+        return int(np.flatnonzero(self.groups == JAW)[0]) if self.has_jaw else -1
+
+    @cached_property
+    def jd_root(self) -> np.ndarray:
+        """(3, C) contiguous derivative of the root joint in the coefficients."""
+        return np.ascontiguousarray(self.jd[0])
+
+    @cached_property
+    def xp_or_empty(self) -> np.ndarray:
+        """xp, or a (G, 3, L, 0) array when the rig has no pose correctives."""
+        return self.xp if self.xp is not None else np.zeros(self.x0.shape + (0,))
+
+
+def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, weights: np.ndarray | None = None,
+                   shape_prior: float = 1.0) -> LandmarkBasis:
+    """Precompute the landmark bases of `rig` for the MediaPipe `ids` it embeds (default: landmark_ids.fit_ids()).
+
+    n_shape: how many identity coefficients stay free (for identity estimation); 0 for per-frame tracking.
+    weights: (L,) per-landmark weights for `ids` (default landmark_ids.landmark_weights).
+    Ids the rig does not embed are dropped. Raises RigError when fewer than 10 remain or the rig is not FLAME-chained.
+    """
+    if rig.n_joints != 5 or not np.array_equal(rig.parents, FLAME_PARENTS):
+        raise RigError("the fitter needs FLAME's joint chain (root, neck, jaw, left eye, right eye)")
+    ids = mp_ids.fit_ids() if ids is None else np.asarray(ids, dtype=np.int64)
+    weights = mp_ids.landmark_weights(ids) if weights is None else np.asarray(weights, dtype=np.float64)
+    rows, keep = _embedding_rows(rig, ids)
+    if len(rows) < 10:
+        raise RigError(f"the rig embeds only {len(rows)} of the {len(ids)} landmarks the fitter uses (need 10)")
+    ids, weights = ids[keep], weights[keep]
+    n_shape = min(n_shape, rig.n_shape)
+    dirs = np.concatenate([rig.expr_dirs, rig.shape_dirs[:, :, :n_shape]], axis=2).astype(np.float64)
+    corners = rig.faces[rig.lmk_faces[rows]]                            # (L, 3)
+    bary = rig.lmk_bary[rows].astype(np.float64)                         # (L, 3)
+    skin = bary[:, :, None] * rig.weights[corners].astype(np.float64)    # (L, 3 corners, J)
+    m = skin.sum(1)                                                      # (L, J)
+    v0 = rig.v_template.astype(np.float64)
+    j0 = rig.j_regressor @ v0                                            # (J, 3)
+    jd = np.einsum("jv,vcd->jcd", rig.j_regressor.astype(np.float64), dirs)  # (J, 3, C)
+    moved = [j for j in (JAW, LEFT_EYE_JOINT, RIGHT_EYE_JOINT) if np.any(m[:, j] > 1e-9)]
+    groups = np.array([0] + moved, dtype=np.int64)
+
+    def group_sum(values: np.ndarray) -> np.ndarray:
+        """values: (V, 3, ...) per vertex -> (J, L, 3, ...) skin-weighted landmark sums per joint."""
+        return np.einsum("lkj,lk...->jl...", skin, values[corners])
+
+    def local(values: np.ndarray, joints: np.ndarray) -> np.ndarray:
+        """Group-local positions (G, 3, L, ...) from per-vertex values (V, 3, ...) and joints (J, 3, ...)."""
+        msum = group_sum(values)                                         # (J, L, 3, ...)
+        extra = (1,) * (values.ndim - 2)
+        mj = m.T.reshape(m.shape[1], m.shape[0], 1, *extra)              # (J, L, 1, ...)
+        per_joint = msum - mj * joints[:, None]                          # M_lj - m_lj J_j
+        rigid = per_joint[0] + per_joint[1] + mj[1] * (joints[1] - joints[0])[None]
+        for j in moved:
+            rigid = rigid + mj[j] * (joints[j] - joints[0])[None]
+        out = np.stack([rigid] + [per_joint[j] for j in moved])          # (G, L, 3, ...)
+        return np.ascontiguousarray(np.moveaxis(out, 2, 1))              # (G, 3, L, ...)
+
+    x0 = local(v0, j0)
+    xd = local(dirs, jd)
+    xp = None
+    if rig.pose_dirs.shape[2]:
+        xp = local(rig.pose_dirs.astype(np.float64), np.zeros((5, 3, rig.pose_dirs.shape[2])))
+    lower_e, upper_e = expression_bounds(rig)
+    lower = np.concatenate([lower_e, np.full(n_shape, -STATISTICAL_LIMIT)])
+    upper = np.concatenate([upper_e, np.full(n_shape, STATISTICAL_LIMIT)])
+    prior = np.concatenate([np.ones(rig.n_expr), np.full(n_shape, shape_prior)])
+    return LandmarkBasis(ids=ids, weights=weights, groups=groups, x0=x0, xd=xd, xp=xp, j0=j0, jd=jd,
+                         lower=lower, upper=upper, prior=prior, n_expr=rig.n_expr,
+                         iris_offsets=_iris_offsets(rig, j0), identity=np.zeros(rig.n_shape),
+                         neutral=np.zeros(rig.n_expr))
+
+
+def _embedding_rows(rig: Rig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of rig.lmk_ids holding each id of `ids`, and the mask of ids the rig embeds."""
+    where = {int(i): r for r, i in enumerate(rig.lmk_ids)}
+    keep = np.array([int(i) in where for i in ids], dtype=bool)
+    rows = np.array([where[int(i)] for i in ids[keep]], dtype=np.int64)
+    return rows, keep
+
+
+def _iris_offsets(rig: Rig, joints: np.ndarray) -> np.ndarray:
+    """(2, 3) rest iris centre minus eye joint for the left and right eye: from the rig's own iris landmarks
+    (MediaPipe 473, 468) when it embeds them, else DEFAULT_IRIS_OFFSET."""
+    out = np.tile(DEFAULT_IRIS_OFFSET, (2, 1))
+    for k, (iris, joint) in enumerate(((mp_ids.LEFT_IRIS[0], LEFT_EYE_JOINT), (mp_ids.RIGHT_IRIS[0], RIGHT_EYE_JOINT))):
+        rows, _ = _embedding_rows(rig, np.array([iris]))
+        if len(rows):
+            corner_ids = rig.faces[rig.lmk_faces[rows[0]]]
+            point = rig.lmk_bary[rows[0]].astype(np.float64) @ rig.v_template[corner_ids].astype(np.float64)
+            out[k] = point - joints[joint]
+    return out
+
+
+def fold_identity(basis: LandmarkBasis, shape: np.ndarray, neutral: np.ndarray | None = None,
+                  rig: Rig | None = None) -> LandmarkBasis:
+    """A tracking basis with the identity `shape` (S,) and a neutral expression `neutral` (E,) folded in.
+
+    `basis` may have free identity coefficients (they are dropped) or none; when it has fewer than `shape` holds,
+    `rig` supplies the rest. The returned basis has expression coefficients only, relative to `neutral`.
+    """
+    shape = np.asarray(shape, dtype=np.float64)
+    neutral = np.zeros(basis.n_expr) if neutral is None else np.asarray(neutral, dtype=np.float64)
+    delta_shape = shape - basis.identity
+    delta_neutral = neutral - basis.neutral
+    n_free = basis.n_shape
+    x0 = basis.x0 + basis.xd[..., :basis.n_expr] @ delta_neutral
+    j0 = basis.j0 + basis.jd[..., :basis.n_expr] @ delta_neutral
+    x0 = x0 + basis.xd[..., basis.n_expr:] @ delta_shape[:n_free]
+    j0 = j0 + basis.jd[..., basis.n_expr:] @ delta_shape[:n_free]
+    rest = delta_shape[n_free:]
+    if np.any(rest != 0):
+        if rig is None:
+            raise RigError("folding identity coefficients the basis does not hold needs the rig")
+        full = landmark_basis(rig, basis.ids, n_shape=len(shape), weights=basis.weights)
+        x0 = x0 + full.xd[..., full.n_expr + n_free:] @ rest
+        j0 = j0 + full.jd[..., full.n_expr + n_free:] @ rest
+    e = basis.n_expr
+    return replace(basis, x0=x0, xd=np.ascontiguousarray(basis.xd[..., :e]), j0=j0, jd=basis.jd[..., :e], lower=basis.lower[:e],
+                   upper=basis.upper[:e], prior=basis.prior[:e], identity=shape.copy(), neutral=neutral.copy())
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Weights of the fit, relative to landmark residuals measured in units of the face size in the image.
+
+    iterations:     Gauss-Newton steps per frame (a cold start takes `cold_iterations`)
+    expr_prior:     pull of each coefficient towards zero (times basis.prior)
+    temporal:       pull of every coefficient and angle towards the previous frame's value
+    jaw_prior:      (3,) pull of the jaw angles (x opens) towards rest
+    gaze_prior:     pull of each eye angle towards rest
+    tolerance:      stop when the step's largest entry falls below this
+    """
+
+    iterations: int = 3
+    cold_iterations: int = 12
+    expr_prior: float = 1e-3
+    temporal: float = 1e-4
+    jaw_prior: tuple[float, float, float] = (1e-3, 3e-2, 3e-2)
+    gaze_prior: float = 1e-4
+    tolerance: float = 1e-5
+
+
+@dataclass
+class FitResult:
+    """params: the fitted RigParams (float64; shape = the basis identity, or the free identity when fitted);
+    residual: (L, 2) landmark residuals in pixels, observed minus projected; iterations: GN steps taken."""
+
+    params: RigParams
+    residual: np.ndarray
+    iterations: int
+
+
+def project(camera: Camera, world: np.ndarray) -> np.ndarray:
+    """Pinhole projection. world: (3, N) points in the camera's world space. Returns (2, N) pixels."""
+    cam = camera.viewmat[:3, :3] @ world + camera.viewmat[:3, 3:4]
+    return camera.K[:2, :2] @ (cam[:2] / cam[2]) + camera.K[:2, 2:3]
+
+
+def _pose_feature(rots: np.ndarray) -> np.ndarray:
+    """(36,) FLAME's pose-corrective feature vec(R_j - I) for neck (rest), jaw and both eyes; rots: (3, 3, 3) jaw,
+    left eye, right eye."""
+    return np.concatenate([np.zeros(9), (rots - np.eye(3)).reshape(-1)])
+
+
+def _joint_rotations(jaw: np.ndarray, eyes: np.ndarray) -> np.ndarray:
+    """(3, 3, 3) rotations of jaw, left eye and right eye from axis-angle jaw (3,) and eyes (6,)."""
+    return axis_angle_to_matrix(np.concatenate([jaw, eyes]).reshape(3, 3))
+
+
+def _world_points(basis: LandmarkBasis, coeffs: np.ndarray, head: np.ndarray, trans: np.ndarray,
+                  joint_rots: np.ndarray) -> np.ndarray:
+    """(3, L) landmarks in NumPy (the reference the compiled kernel is checked against).
+    coeffs: (C,), head: (3, 3), trans: (3,), joint_rots: (3, 3, 3) jaw, left eye, right eye."""
+    rots = np.concatenate([np.eye(3)[None], joint_rots[basis.groups[1:] - JAW]])           # (G, 3, 3)
+    x = basis.x0 + (basis.xd.reshape(-1, basis.n_coeffs) @ coeffs).reshape(basis.x0.shape)
+    if basis.xp is not None:
+        x = x + (basis.xp.reshape(-1, basis.xp.shape[-1]) @ _pose_feature(joint_rots)).reshape(x.shape)
+    local = np.concatenate(rots, axis=1) @ x.reshape(-1, x.shape[2])                     # (3, L)
+    return head @ local + (basis.j0[0] + basis.jd[0] @ coeffs + trans)[:, None]
+
+
+def fit_frame(basis: LandmarkBasis, observed: np.ndarray, camera: Camera, init: RigParams,
+              settings: FitSettings = FitSettings(), cold: bool = False) -> FitResult:
+    """Fit head pose, jaw and coefficients (and the free identity, if the basis has any) to one frame.
+
+    observed: (L, 2) pixel positions of basis.ids (L = len(basis.ids)).
+    init: the previous frame's parameters (warm start and temporal prior) or an initial guess (`cold=True`:
+    more iterations, no temporal prior). Gaze is kept from `init`; see :func:`fit_gaze`.
+    """
+    obs = np.ascontiguousarray(observed, dtype=np.float64)
+    if obs.shape != (len(basis.ids), 2):
+        raise ValueError(f"observed landmarks must be ({len(basis.ids)}, 2), got {obs.shape}")
+    eyes = np.asarray(init.eyes_pose, np.float64)
+    view = np.asarray(camera.viewmat, np.float64)
+    prior = np.concatenate([np.zeros(6), settings.jaw_prior, settings.expr_prior * basis.prior])
+    rotation, trans, jaw, coeffs, proj, steps = gauss_newton(
+        basis.x0, basis.xd, basis.xp_or_empty, basis.j0[0], basis.jd_root, basis.groups, basis.jaw_slot,
+        np.ascontiguousarray(view[:3, :3]), view[:3, 3].copy(), camera.K[[0, 1, 0, 1], [0, 1, 2, 2]].astype(np.float64),
+        obs, basis.weights, np.asarray(init.rotation, np.float64), np.asarray(init.translation, np.float64),
+        np.asarray(init.jaw_pose, np.float64), eyes, np.clip(_coeffs(basis, init), basis.lower, basis.upper), prior,
+        0.0 if cold else settings.temporal, JAW_LOWER, JAW_UPPER, basis.lower, basis.upper,
+        settings.cold_iterations if cold else settings.iterations, settings.tolerance)
+    return FitResult(params=_params(basis, rotation, trans, jaw, coeffs, eyes), residual=obs - proj.T,
+                     iterations=steps)
+
+
+def _face_scale(obs: np.ndarray) -> float:
+    """RMS distance of (L, 2) points from their centroid: the face's size in the image, pixels."""
+    return float(np.sqrt(np.mean(np.sum((obs - obs.mean(0)) ** 2, axis=1)))) + 1e-9
+
+
+def _params(basis: LandmarkBasis, rotation: np.ndarray, trans: np.ndarray, jaw: np.ndarray, coeffs: np.ndarray,
+            eyes: np.ndarray) -> RigParams:
+    shape = basis.identity.copy()
+    shape[:basis.n_shape] += coeffs[basis.n_expr:]
+    return RigParams(shape=shape, expr=coeffs[:basis.n_expr].copy(), rotation=rotation,
+                     neck_pose=np.zeros(3), jaw_pose=jaw.copy(), eyes_pose=eyes.copy(), translation=trans.copy())
+
+
+def _coeffs(basis: LandmarkBasis, params: RigParams) -> np.ndarray:
+    """(C,) the basis coefficients of `params`: expression relative to the basis neutral, then free identity."""
+    return np.concatenate([np.asarray(params.expr, np.float64),
+                           np.asarray(params.shape, np.float64)[:basis.n_shape] - basis.identity[:basis.n_shape]])
+
+
+def landmark_points(basis: LandmarkBasis, params: RigParams) -> np.ndarray:
+    """(3, L) world positions of basis.ids for `params` (expression relative to basis.neutral, neck at rest)."""
+    joint_rots = _joint_rotations(np.asarray(params.jaw_pose, np.float64), np.asarray(params.eyes_pose, np.float64))
+    head = axis_angle_to_matrix(np.asarray(params.rotation, np.float64))
+    return _world_points(basis, _coeffs(basis, params), head, np.asarray(params.translation, np.float64), joint_rots)
+
+
+def iris_points(basis: LandmarkBasis, params: RigParams) -> np.ndarray:
+    """(3, 2) world positions of the left and right iris centres: each eye's rest offset turned by its eye joint."""
+    coeffs = _coeffs(basis, params)
+    joints = basis.j0 + basis.jd @ coeffs                                 # (J, 3)
+    head = axis_angle_to_matrix(np.asarray(params.rotation, np.float64))
+    eye_rots = axis_angle_to_matrix(np.asarray(params.eyes_pose, np.float64).reshape(2, 3))
+    local = np.einsum("kab,kb->ka", eye_rots, basis.iris_offsets) + joints[[LEFT_EYE_JOINT, RIGHT_EYE_JOINT]] - joints[0]
+    return head @ local.T + (joints[0] + np.asarray(params.translation, np.float64))[:, None]
+
+
+def fit_gaze(basis: LandmarkBasis, fit: FitResult, landmarks: np.ndarray, camera: Camera,
+             settings: FitSettings = FitSettings(), iterations: int = 3) -> RigParams:
+    """Eye rotations (pitch, yaw per eye) from the iris centres, relative to each eye's corners.
+
+    fit: this frame's :func:`fit_frame` result; landmarks: (478, 2+) all MediaPipe points in pixels (iris centres
+    473 left, 468 right). Each iris centre is matched as an offset from the midpoint of its eye's two corners,
+    observed and fitted alike, so head-pose and eye-shape errors cancel (absolute when the rig lacks the corners).
+    Returns fit.params with eyes_pose replaced.
+    """
+    lmk = np.asarray(landmarks, dtype=np.float64)
+    if lmk.ndim != 2 or lmk.shape[0] < mp_ids.N_LANDMARKS or lmk.shape[1] < 2:
+        raise ValueError(f"gaze needs the 478 refined landmarks, got {lmk.shape}")
+    lmk = lmk[:, :2]
+    fitted = basis.ids[:, None] == np.array(mp_ids.LEFT_EYE_CORNERS + mp_ids.RIGHT_EYE_CORNERS)[None]
+    targets = lmk[[mp_ids.LEFT_IRIS[0], mp_ids.RIGHT_IRIS[0]]].copy()
+    if np.all(fitted.any(0)):
+        observed = lmk[basis.ids]
+        model = observed - fit.residual                                   # (L, 2) fitted projections
+        rows = fitted.argmax(0)                                           # rows of the four corners
+        corners_obs = observed[rows].reshape(2, 2, 2).mean(1)
+        corners_fit = model[rows].reshape(2, 2, 2).mean(1)
+        targets += corners_fit - corners_obs
+    params = fit.params
+    coeffs = _coeffs(basis, params)
+    view = np.asarray(camera.viewmat, np.float64)
+    eyes = gaze_newton(np.asarray(params.rotation, np.float64), np.asarray(params.translation, np.float64),
+                       basis.j0 + basis.jd @ coeffs, basis.iris_offsets, np.ascontiguousarray(view[:3, :3]),
+                       view[:3, 3].copy(), camera.K[[0, 1, 0, 1], [0, 1, 2, 2]].astype(np.float64), targets,
+                       np.asarray(params.eyes_pose, np.float64), settings.gaze_prior, _face_scale(lmk[basis.ids]),
+                       GAZE_LIMIT, iterations)
+    return replace(params, eyes_pose=eyes)
+
+
+def initial_pose(basis: LandmarkBasis, observed: np.ndarray, camera: Camera) -> RigParams:
+    """A cold-start guess: the neutral face turned to the camera, placed so that its projected size and centre
+    match the observed (L, 2) landmarks (rotation: facing the camera)."""
+    obs = np.asarray(observed, dtype=np.float64)
+    params = RigParams(shape=basis.identity.copy(), expr=np.zeros(basis.n_expr), rotation=np.zeros(3),
+                       neck_pose=np.zeros(3), jaw_pose=np.zeros(3), eyes_pose=np.zeros(6), translation=np.zeros(3))
+    view_r, view_t = camera.viewmat[:3, :3], camera.viewmat[:3, 3]
+    facing = matrix_to_axis_angle(view_r.T @ np.diag([1.0, -1.0, -1.0]))  # rig axes aligned with the camera's
+    params.rotation = facing
+    pts = landmark_points(basis, params)                                  # (3, L) with zero translation
+    cam = view_r @ pts + view_t[:, None]
+    model_xy = (cam[:2] - cam[:2].mean(1, keepdims=True)) * camera.K[[0, 1], [0, 1]][:, None]
+    model_size = np.sqrt(np.mean(np.sum(model_xy ** 2, axis=0)))          # pixels at depth 1
+    depth = model_size / _face_scale(obs)
+    centre = obs.mean(0)
+    ray = np.array([(centre[0] - camera.K[0, 2]) / camera.K[0, 0], (centre[1] - camera.K[1, 2]) / camera.K[1, 1], 1.0])
+    target_cam = ray * depth
+    current_cam = cam.mean(1)
+    params.translation = view_r.T @ (target_cam - current_cam)
+    return params

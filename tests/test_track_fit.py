@@ -1,0 +1,143 @@
+"""The per-frame fitter against landmarks rendered from known parameters by the independent LBS forward pass."""
+
+import numpy as np
+import pytest
+from dataclasses import replace
+
+from realtime.rig.model import RigError, RigParams
+from realtime.track import landmark_ids as mp_ids
+from realtime.track.fit import (DEFAULT_IRIS_OFFSET, FitSettings, expression_bounds, fit_frame, fit_gaze, fold_identity, initial_pose,
+                                iris_points, landmark_basis, landmark_points, project)
+from track_helpers import camera, observe, random_params, rotation_error_deg, sphere_rig
+
+
+def test_contour_ids_are_mediapipes():
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+
+    def ids(edges):
+        return tuple(sorted({i for e in edges for i in e}))
+
+    assert mp_ids.LIPS == ids(fmc.FACEMESH_LIPS)
+    assert mp_ids.LEFT_EYE == ids(fmc.FACEMESH_LEFT_EYE) and mp_ids.RIGHT_EYE == ids(fmc.FACEMESH_RIGHT_EYE)
+    assert mp_ids.LEFT_EYEBROW == ids(fmc.FACEMESH_LEFT_EYEBROW)
+    assert mp_ids.RIGHT_EYEBROW == ids(fmc.FACEMESH_RIGHT_EYEBROW)
+    assert mp_ids.NOSE == ids(fmc.FACEMESH_NOSE) and mp_ids.FACE_OVAL == ids(fmc.FACEMESH_FACE_OVAL)
+    assert set(mp_ids.LEFT_IRIS[1:]) == set(ids(fmc.FACEMESH_LEFT_IRIS))
+    assert set(mp_ids.RIGHT_IRIS[1:]) == set(ids(fmc.FACEMESH_RIGHT_IRIS))
+    assert set(mp_ids.LEFT_EYE_CORNERS) <= set(mp_ids.LEFT_EYE)
+    assert 100 <= len(mp_ids.fit_ids()) <= 200
+
+
+def test_basis_reproduces_the_forward_pass():
+    rig = sphere_rig()
+    rng = np.random.default_rng(1)
+    cam = camera()
+    shape = rng.normal(size=rig.n_shape)
+    params = random_params(rig, rng, shape=shape)
+    params.eyes_pose = np.array([0.1, -0.2, 0.0, 0.05, 0.1, 0.0])
+    free = landmark_basis(rig, n_shape=rig.n_shape)
+    held = fold_identity(free, shape)
+    expected = observe(rig, params, cam)[free.ids]
+    for basis in (free, held):
+        got = project(cam, landmark_points(basis, params)).T
+        np.testing.assert_allclose(got, expected, atol=1e-9)
+    # folding a neutral expression: the same face reads with the neutral subtracted
+    neutral = 0.5 * params.expr
+    folded = fold_identity(free, shape, neutral)
+    got = project(cam, landmark_points(folded, replace(params, expr=params.expr - neutral))).T
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+
+
+def test_fit_recovers_known_parameters_over_a_sequence():
+    rig = sphere_rig()
+    cam = camera()
+    rng = np.random.default_rng(2)
+    basis = fold_identity(landmark_basis(rig), np.zeros(rig.n_shape))
+    truths, fits = [], []
+    state = None
+    for _ in range(24):
+        truth = random_params(rig, rng)
+        obs = observe(rig, truth, cam, noise=0.3, rng=rng)[basis.ids]
+        # warm start from the previous frame, as the tracker does (frames here jump far apart: take more steps)
+        init = initial_pose(basis, obs, cam) if state is None else state
+        fit = fit_frame(basis, obs, cam, init, FitSettings(iterations=8), cold=state is None)
+        state = fit.params
+        truths.append(truth)
+        fits.append(fit.params)
+        assert rotation_error_deg(fit.params.rotation, truth.rotation) < 1.0
+        np.testing.assert_allclose(fit.params.translation, truth.translation, atol=3e-3)
+        assert abs(fit.params.jaw_pose[0] - truth.jaw_pose[0]) < 0.05
+        assert np.mean(np.linalg.norm(fit.residual, axis=1)) < 0.6  # about the noise
+    expr_true = np.array([t.expr for t in truths])
+    expr_fit = np.array([f.expr for f in fits])
+    for k in range(rig.n_expr):
+        assert np.corrcoef(expr_true[:, k], expr_fit[:, k])[0, 1] > 0.9, k
+
+
+def test_fit_keeps_coefficients_in_their_box():
+    rig = sphere_rig(arkit=True)
+    lower, upper = expression_bounds(rig)
+    assert np.all(lower == 0) and np.all(upper == 1)
+    cam = camera()
+    basis = fold_identity(landmark_basis(rig), np.zeros(rig.n_shape))
+    truth = random_params(rig, np.random.default_rng(4))
+    truth.expr = np.where(np.arange(rig.n_expr) % 2 == 0, 0.0, 0.9)
+    obs = observe(rig, truth, cam)[basis.ids]
+    exact = FitSettings(expr_prior=1e-7)  # no pull towards zero: the box alone shapes the answer
+    fit = fit_frame(basis, obs, cam, initial_pose(basis, obs, cam), exact, cold=True)
+    assert np.all(fit.params.expr >= 0) and np.all(fit.params.expr <= 1)
+    np.testing.assert_allclose(fit.params.expr, truth.expr, atol=0.03)
+    # a face beyond the box (a negative activation) is fitted at the bound, not past it
+    beyond = replace(truth, expr=np.where(np.arange(rig.n_expr) == 0, -0.5, truth.expr))
+    obs = observe(rig, beyond, cam)[basis.ids]
+    fit = fit_frame(basis, obs, cam, initial_pose(basis, obs, cam), exact, cold=True)
+    assert fit.params.expr[0] == 0.0 and np.all(fit.params.expr <= 1)
+
+
+def test_identity_is_recovered_from_frames():
+    rig = sphere_rig()
+    cam = camera()
+    rng = np.random.default_rng(5)
+    shape = rng.normal(size=rig.n_shape)
+    basis = landmark_basis(rig, n_shape=rig.n_shape)
+    estimates = []
+    for _ in range(4):
+        truth = random_params(rig, rng, expr_scale=0.3, shape=shape)
+        obs = observe(rig, truth, cam, noise=0.1, rng=rng)[basis.ids]
+        fit = fit_frame(basis, obs, cam, initial_pose(basis, obs, cam), cold=True)
+        estimates.append(fit.params.shape)
+    assert np.corrcoef(np.mean(estimates, axis=0), shape)[0, 1] > 0.95
+
+
+def test_gaze_from_the_iris_centres():
+    rig = sphere_rig(eyes_skinned=False, pose_correctives=False)  # landmarks that do not move with the eyes
+    cam = camera()
+    rng = np.random.default_rng(6)
+    basis = fold_identity(landmark_basis(rig), np.zeros(rig.n_shape))
+    # the sphere's embedded iris points lie anywhere: give the eyes a real iris, 11.5 mm ahead of each eye joint
+    basis = replace(basis, iris_offsets=np.tile(DEFAULT_IRIS_OFFSET, (2, 1)))
+    truth = random_params(rig, rng)
+    truth.eyes_pose = np.array([0.15, -0.25, 0.0, -0.1, 0.2, 0.0])
+    points = observe(rig, truth, cam)
+    # the iris centres move with the eyeballs: place them by the model's eye (the rig's own iris may be skinned
+    # to the head on this synthetic sphere)
+    points[[mp_ids.LEFT_IRIS[0], mp_ids.RIGHT_IRIS[0]]] = project(cam, iris_points(basis, truth)).T
+    exact = FitSettings(expr_prior=1e-8, jaw_prior=(1e-8,) * 3, gaze_prior=1e-8)  # no priors: an exact answer
+    fit = fit_frame(basis, points[basis.ids], cam, initial_pose(basis, points[basis.ids], cam), exact, cold=True)
+    assert np.allclose(fit.params.eyes_pose, 0)  # the main fit leaves gaze alone
+    gazed = fit_gaze(basis, fit, points, cam, exact, iterations=5)
+    np.testing.assert_allclose(gazed.eyes_pose, truth.eyes_pose, atol=np.radians(0.5))
+
+
+def test_rig_without_enough_landmarks_is_refused():
+    from realtime.rig.synthetic import synthetic_rig
+
+    with pytest.raises(RigError, match="embeds only"):
+        landmark_basis(synthetic_rig(n_landmarks=5))
+
+
+def test_observation_shape_is_checked():
+    rig = sphere_rig()
+    basis = landmark_basis(rig)
+    with pytest.raises(ValueError, match="observed landmarks"):
+        fit_frame(basis, np.zeros((10, 2)), camera(), RigParams.neutral(rig))
