@@ -4,7 +4,7 @@
 // latency stamp are documented in realtime/stream/signaling.py and latency.py.
 'use strict';
 
-const params = new URLSearchParams(location.search);
+const params = new URLSearchParams(typeof location !== 'undefined' ? location.search : '');
 const token = params.get('token');
 
 function serverUrl(path, protocol) {
@@ -16,6 +16,7 @@ function serverUrl(path, protocol) {
 
 // ---- latency stamp (see realtime/stream/latency.py) -------------------------
 const STAMP_BITS = 32;
+const STAMP_SAMPLE_ROWS = [7, 13];   // rows 0..3 of the strip are a guard, the blocks fill rows 4..15
 
 function crc8(bytes) {
   let crc = 0;
@@ -31,7 +32,7 @@ function decodeStamp(rgba, width, rows) {
   const bw = Math.floor(width / STAMP_BITS);
   if (bw < 4) return null;
   const lo = bw >> 2, hi = Math.max(lo + 1, (3 * bw) >> 2);
-  const r0 = rows >> 2, r1 = (3 * rows) >> 2;
+  const [r0, r1] = STAMP_SAMPLE_ROWS;
   let stamp = 0, check = 0;
   for (let i = 0; i < STAMP_BITS; i++) {
     let sum = 0, n = 0;
@@ -72,7 +73,11 @@ class AvatarSession {
       this.ws.onerror = () => reject(new Error('cannot reach the server (signaling)'));
     });
     this.ws.onmessage = (e) => this.onSignal(JSON.parse(e.data));
-    this.ws.onclose = () => { if (!this.closed) this.status('signaling connection closed', true); };
+    this.ws.onclose = () => {
+      if (this.closed) return;
+      this.status('signaling connection closed', true);
+      if (this.opt.onFailed) this.opt.onFailed();
+    };
 
     const pc = this.pc = new RTCPeerConnection({ iceServers: [] });
     if (this.opt.role === 'sender') {
@@ -192,15 +197,18 @@ function formatStats(msg, session) {
 function initViewPage() {
   const stage = document.getElementById('stage');
   const video = document.getElementById('avatar');
-  let session = null;
+  let session = null, timer = null;
+  const retry = () => {   // reconnect after a failure, once (a browser source should heal itself)
+    if (!timer) timer = setTimeout(() => { timer = null; start(); }, 2000);
+  };
   const start = () => {
     if (session) session.close();
     session = new AvatarSession({
       role: 'viewer', video,
       onFrame: (f) => fitStage(stage, f.width, f.height),
-      onFailed: () => setTimeout(start, 2000),
+      onFailed: retry,
     });
-    session.start().catch(() => setTimeout(start, 2000));
+    session.start().catch(retry);
   };
   start();
 }

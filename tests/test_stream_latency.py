@@ -1,4 +1,9 @@
 """The latency stamp: exact round trips, corruption detection, survival through real VP8."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
 import av
 import numpy as np
 import pytest
@@ -28,16 +33,18 @@ def test_stamp_bits_layout():
     value = int("".join("1" if b else "0" for b in bits), 2)
     assert value >> 8 == 0xABCDEF
     assert value & 0xFF == crc8(bytes([0xAB, 0xCD, 0xEF]))
-    strip = draw_stamp(0xABCDEF, 256)
-    assert (strip[:, :8] == 255).all() == bool(bits[0])  # block 0 is 8 px wide at 256
-    assert (strip[:, 8 * 32:] == 0).all()
+    guard = np.arange(256 * 3, dtype=np.uint8).reshape(256, 3)
+    strip = draw_stamp(0xABCDEF, 256, guard)
+    assert (strip[:4] == guard).all()  # guard rows repeat the picture's last row
+    blocks = strip[4:, : 8 * 32].reshape(12, 32, 8, 3)  # 8 px wide blocks at 256
+    assert (blocks == (bits * 255).astype(np.uint8)[None, :, None, None]).all()
 
 
 def test_corrupted_stamp_is_rejected():
     strip = draw_stamp(123456, 256)
     for block in range(32):
         bad = strip.copy()
-        bad[:, block * 8:(block + 1) * 8] = 255 - bad[:, block * 8:(block + 1) * 8]
+        bad[4:, block * 8:(block + 1) * 8] = 255 - bad[4:, block * 8:(block + 1) * 8]
         assert read_stamp(bad) is None, f"flipping block {block} went unnoticed"
     assert read_stamp(np.zeros((STAMP_ROWS, 256, 3), np.uint8)) is None
     assert read_stamp(np.full((STAMP_ROWS, 256, 3), 255, np.uint8)) is None
@@ -64,7 +71,8 @@ def test_stamp_survives_vp8_compression():
     for i in range(30):
         stamp = int(rng.integers(0, STAMP_MODULUS))
         sent.append(stamp)
-        image = np.concatenate([rng.integers(0, 256, (h, w, 3), np.uint8), draw_stamp(stamp, w)])
+        picture = rng.integers(0, 256, (h, w, 3), np.uint8)
+        image = np.concatenate([picture, draw_stamp(stamp, w, picture[-1])])
         frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
         frame.pts = i
         for packet in enc.encode(frame):
@@ -99,3 +107,24 @@ def test_latency_window_percentiles():
     assert s["count"] == 250 and s["last"] == 249
     assert s["p50"] == pytest.approx(np.percentile(kept, 50))
     assert s["p95"] == pytest.approx(np.percentile(kept, 95))
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the web client's decoder")
+def test_web_client_decoder_reads_python_stamps():
+    """client_web/app.js decodes the strips drawn here (RGBA, as a canvas hands them over)."""
+    rng = np.random.default_rng(1)
+    cases = []
+    for width in (128, 256, 512):
+        for stamp in [0, STAMP_MODULUS - 1, *rng.integers(0, STAMP_MODULUS, 5).tolist()]:
+            strip = draw_stamp(stamp, width).astype(int)
+            strip = np.clip(strip + rng.integers(-40, 41, strip.shape), 0, 255)  # codec noise
+            rgba = np.concatenate([strip, np.full((STAMP_ROWS, width, 1), 255)], axis=2)
+            cases.append({"width": width, "stamp": stamp, "rgba": rgba.ravel().tolist()})
+    cases.append({"width": 256, "stamp": None, "rgba": [0] * (STAMP_ROWS * 256 * 4)})
+    app = Path(__file__).resolve().parents[1] / "client_web" / "app.js"
+    script = (f"const {{ decodeStamp }} = require({json.dumps(str(app))});\n"
+              "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+              f"console.log(JSON.stringify(cases.map(c => decodeStamp(c.rgba, c.width, {STAMP_ROWS}))));")
+    out = subprocess.run(["node", "-e", script], input=json.dumps(cases), capture_output=True, text=True,
+                         timeout=30, check=True)
+    assert json.loads(out.stdout) == [c["stamp"] for c in cases]

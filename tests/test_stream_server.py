@@ -265,3 +265,32 @@ def test_binding_beyond_loopback_needs_a_token(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--host", "0.0.0.0"])
     assert exc.value.code == 2 and "a token is required" in capsys.readouterr().err
+
+
+def test_h264_can_be_preferred():
+    async def scenario():
+        async with running(codec="h264") as (server, _):
+            client = PeerClient(server.page_url("ws"))
+            answer = await client.connect()
+            video = answer["sdp"].split("m=video", 1)[1]
+            first_payload = video.split("\r\n", 1)[0].split()[2]  # " PORT PROTO PT..."
+            assert f"a=rtpmap:{first_payload} H264/90000" in video
+            got = await client.receive(20)
+            assert sum(r.stamp is not None for r in got) >= 18
+            await client.close()
+    run(scenario())
+
+
+def test_signaling_connections_are_capped():
+    async def scenario():
+        async with running(max_sessions=1) as (server, _):
+            url = server.page_url("ws")
+            sockets = [await ws_connect(url) for _ in range(server.max_connections)]
+            with pytest.raises(InvalidStatus, match="503"):
+                await ws_connect(url)
+            await sockets.pop().close()
+            await wait_for(lambda: server._connections < server.max_connections)
+            sockets.append(await ws_connect(url))
+            for s in sockets:
+                await s.close()
+    run(scenario())

@@ -27,7 +27,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 from websockets.asyncio.client import connect as ws_connect
 
-from .latency import STAMP_ROWS, read_frame_stamp, stamp_age_ms
+from .latency import MIN_WIDTH, STAMP_ROWS, read_stamp, stamp_age_ms
 from .tracks import check_image
 
 
@@ -143,8 +143,10 @@ class PeerClient:
         while len(out) < count:
             frame = await asyncio.wait_for(self.track.recv(), max(0.01, deadline - time.monotonic()))
             got_ns = time.monotonic_ns()
-            image = frame.to_ndarray(format="rgb24")
-            stamp = read_frame_stamp(image) if image.shape[1] >= 128 else None
+            width, height = frame.width, frame.height - STAMP_ROWS
+            # the stamp is read from the luma plane (no colour conversion unless images are kept)
+            luma = frame.to_ndarray(format="yuv420p")[: frame.height]
+            stamp = read_stamp(luma[-STAMP_ROWS:]) if width >= MIN_WIDTH and height > 0 else None
             latency = None
             if stamp is not None:
                 latency = float(stamp_age_ms(stamp, got_ns))
@@ -152,8 +154,8 @@ class PeerClient:
                     held = (time.monotonic_ns() - got_ns) / 1e6
                     self.send_channel({"type": "stamp", "stamp": stamp, "held_ms": held})
             self.frames += 1
-            out.append(Received(stamp, latency, image.shape[1], image.shape[0] - STAMP_ROWS,
-                                image if keep_images else None))
+            out.append(Received(stamp, latency, width, height,
+                                frame.to_ndarray(format="rgb24") if keep_images else None))
         return out
 
     async def close(self) -> None:

@@ -4,10 +4,14 @@ Every streamed frame carries the capture time of the input frame that drove it,
 drawn as a strip of black and white blocks appended *below* the picture (the
 picture itself is never overwritten; the web client crops the strip away).
 
-Strip layout (``STAMP_ROWS`` rows, full frame width ``W``)::
+Strip layout (``STAMP_ROWS`` = 16 rows, full frame width ``W``)::
 
-    block i (i = 0..31) covers columns [i * bw, (i + 1) * bw), bw = W // 32,
-    white (255) for a 1 bit, black (0) for a 0 bit; columns past 32 * bw are black.
+    rows 0..3   : guard, a copy of the picture's last row, so that neither the
+                  codec's loop filter nor the browser's scaling of the video blends
+                  the blocks into the picture's bottom edge
+    rows 4..15  : the blocks; block i (i = 0..31) covers columns [i * bw, (i + 1) * bw),
+                  bw = W // 32, white (255) for a 1 bit, black (0) for a 0 bit;
+                  columns past 32 * bw are black. Readers sample rows 7..12.
     bits 0..23  : the stamp, most significant bit first
     bits 24..31 : CRC-8/ITU of the stamp's 3 bytes (polynomial 0x07, initial value 0,
                   final XOR 0x55, so all-black and all-white strips are not valid codes)
@@ -38,6 +42,8 @@ from collections import deque
 import numpy as np
 
 STAMP_ROWS = 16
+STAMP_GUARD = 4
+_SAMPLE_ROWS = slice(7, 13)
 STAMP_BITS = 32
 STAMP_MODULUS = 1 << 24
 MIN_WIDTH = 4 * STAMP_BITS
@@ -78,12 +84,19 @@ def _block_width(width: int) -> int:
     return width // STAMP_BITS
 
 
-def draw_stamp(stamp: int, width: int) -> np.ndarray:
-    """The stamp strip for a frame ``width`` px wide. Returns ``(STAMP_ROWS, width, 3) uint8``."""
+def draw_stamp(stamp: int, width: int, guard_row: np.ndarray | None = None) -> np.ndarray:
+    """The stamp strip for a frame ``width`` px wide.
+
+    guard_row: (width, 3) uint8, the picture's last row (black when None).
+    Returns ``(STAMP_ROWS, width, 3) uint8``.
+    """
     bw = _block_width(width)
     row = np.zeros(width, np.uint8)
     row[: bw * STAMP_BITS] = np.repeat(stamp_bits(stamp), bw).astype(np.uint8) * 255
-    return np.broadcast_to(row[None, :, None], (STAMP_ROWS, width, 3)).copy()
+    strip = np.empty((STAMP_ROWS, width, 3), np.uint8)
+    strip[:STAMP_GUARD] = 0 if guard_row is None else guard_row
+    strip[STAMP_GUARD:] = row[None, :, None]
+    return strip
 
 
 def read_stamp(strip: np.ndarray) -> int | None:
@@ -98,7 +111,7 @@ def read_stamp(strip: np.ndarray) -> int | None:
         raise ValueError(f"stamp strip must be ({STAMP_ROWS}, W[, 3]), got {strip.shape}")
     bw = _block_width(strip.shape[1])
     lo, hi = bw // 4, max(bw // 4 + 1, (3 * bw) // 4)
-    core = strip[STAMP_ROWS // 4 : 3 * STAMP_ROWS // 4, : bw * STAMP_BITS]
+    core = strip[_SAMPLE_ROWS, : bw * STAMP_BITS]
     blocks = core.reshape(core.shape[0], STAMP_BITS, bw)[:, :, lo:hi].mean(axis=(0, 2))
     word = 0
     for bit in blocks > 127.5:

@@ -108,6 +108,8 @@ class StreamServer:
         self.port: int | None = None
         self.broadcast: FrameBroadcast | None = None
         self.sessions: dict[str, Session] = {}
+        self.max_connections = 4 * max_sessions + 4  # signaling sockets, with or without a session
+        self._connections = 0
         self.sender: Session | None = None
         self.latency = LatencyWindow()
         self.processing = LatencyWindow()
@@ -184,6 +186,8 @@ class StreamServer:
         self.frames += 1
         self.processing.add((stamped.published_ns - stamped.capture_ts_ns) / 1e6)
         for name, ms in stamped.timings.items():
+            if not isinstance(ms, (int, float)) or isinstance(ms, bool):
+                continue
             if name in self.stages or len(self.stages) < MAX_STAGES:
                 self.stages.setdefault(name, LatencyWindow()).add(ms)
         self._fps_count += 1
@@ -246,7 +250,12 @@ class StreamServer:
         url = urlsplit(request.path)
         path, query = url.path, parse_qs(url.query)
         if path == "/ws":
-            return None if self._authorized(query) else connection.respond(HTTPStatus.FORBIDDEN, "bad or missing token\n")
+            if not self._authorized(query):
+                return connection.respond(HTTPStatus.FORBIDDEN, "bad or missing token\n")
+            if self._connections >= self.max_connections:
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                                          f"too many signaling connections ({self.max_connections})\n")
+            return None
         if path in PAGES or path == "/stats":
             if not self._authorized(query):
                 return connection.respond(HTTPStatus.FORBIDDEN, "bad or missing token: open this page with ?token=T\n")
@@ -270,6 +279,7 @@ class StreamServer:
     # -- signaling ----------------------------------------------------------------
     async def _handle_ws(self, ws: ServerConnection) -> None:
         session: Session | None = None
+        self._connections += 1
         try:
             async for raw in ws:
                 try:
@@ -290,6 +300,7 @@ class StreamServer:
         except ConnectionClosed:
             pass
         finally:
+            self._connections -= 1
             if session is not None:
                 await session.close("signaling connection closed")
 

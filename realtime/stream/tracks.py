@@ -69,7 +69,7 @@ class FrameBroadcast:
     def publish(self, image: np.ndarray, capture_ts_ns: int, timings: dict | None = None) -> StampedFrame:
         """Stamp ``image`` ((H, W, 3) uint8 RGB) with its capture time, convert it once, wake viewers."""
         check_image(image)
-        strip = draw_stamp(stamp_value(capture_ts_ns), image.shape[1])
+        strip = draw_stamp(stamp_value(capture_ts_ns), image.shape[1], image[-1])
         rgb = np.concatenate([image, strip], axis=0)
         yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
         yuv.flags.writeable = False

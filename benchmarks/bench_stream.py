@@ -1,0 +1,170 @@
+"""Streaming over loopback: sustained fps, server-side processing and glass-to-glass latency.
+
+The server runs as a user starts it (``python -m realtime.stream.server``, test-pattern
+driver, in its own process); viewers are Python aiortc peers in this process, and
+optionally a headless Chromium on ``/view``. For each frame size and viewer count:
+
+* fps: decoded frames per second at each viewer (the driver makes ``--fps``);
+* glass-to-glass: capture stamp → decoded at the Python viewer, on this machine's
+  monotonic clock (the server shares it), and the server's own estimate from the
+  echoed stamps (echo arrival - stamp - rtt/2), which is what a browser reports;
+* server processing: capture → frame published (test-pattern draw + stamp + I420
+  conversion; the live loop's stages add to this), from ``/stats``;
+* server CPU: the server process's CPU time per wall second (encoding is per viewer);
+* publish: the per-frame cost of stamping and converting once for all viewers, timed in-process.
+
+    python benchmarks/bench_stream.py [--sizes 256 512] [--viewers 1 4] [--seconds 10] [--no-browser]
+
+Writes benchmarks/results/stream_<machine>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
+from realtime.stream.client import PeerClient, ServerProcess  # noqa: E402
+from realtime.stream.testpattern import draw_pattern  # noqa: E402
+from realtime.stream.tracks import FrameBroadcast  # noqa: E402
+
+WARMUP_S = 2.0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def publish_cost(size: int, frames: int = 200) -> dict:
+    async def run():
+        broadcast = FrameBroadcast()
+        image = draw_pattern(0, size, size, (30, 30, 30))
+        times = []
+        for i in range(frames):
+            t0 = time.perf_counter()
+            broadcast.publish(image, time.monotonic_ns())
+            times.append((time.perf_counter() - t0) * 1e3)
+        return summarize_ms(times[10:])
+    return asyncio.run(run())
+
+
+async def python_viewers(server: ServerProcess, count: int, seconds: float) -> dict:
+    clients = [PeerClient(server.ws_url) for _ in range(count)]
+    for c in clients:
+        await c.connect()
+    await asyncio.gather(*(c.receive(int(WARMUP_S * 30)) for c in clients))
+    cpu0, t0 = cpu_seconds(server.proc.pid), time.monotonic()
+
+    async def collect(c: PeerClient) -> list:
+        got, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            got += await c.receive(1)
+        return got
+
+    results = await asyncio.gather(*(collect(c) for c in clients))
+    wall = time.monotonic() - t0
+    cpu = (cpu_seconds(server.proc.pid) - cpu0) / wall
+    stats = await asyncio.to_thread(server.stats)
+    for c in clients:
+        await c.close()
+    fps = [len(r) / wall for r in results]
+    lat = [x.latency_ms for r in results for x in r if x.latency_ms is not None]
+    return {
+        "viewers": count,
+        "seconds": round(wall, 2),
+        "fps_per_viewer": [round(f, 2) for f in fps],
+        "glass_to_glass_ms": summarize_ms(lat),
+        "glass_to_glass_server_estimate_ms": stats["glass_to_glass_ms"],
+        "server_processing_ms": stats["processing_ms"],
+        "server_cpu_cores": round(cpu, 3),
+        "viewer_skipped_frames": stats["drops"]["viewer_skipped"],
+    }
+
+
+def browser_viewer(server: ServerProcess, seconds: float) -> dict | None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return None
+    base, _, query = server.url.partition("?")
+    with tempfile.TemporaryDirectory() as profile:
+        flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}", "--autoplay-policy=no-user-gesture-required",
+                 "--disable-features=WebRtcHideLocalIpsWithMdns"]
+        proc = subprocess.Popen([chromium, *flags, base + "view" + (f"?{query}" if query else "")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(WARMUP_S + 3)
+            first = [s for s in server.stats()["session_list"] if s["client"]]
+            time.sleep(seconds)
+            stats = server.stats()
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    sessions = [s for s in stats["session_list"] if s["client"]]
+    if not sessions or not first:
+        return {"error": "the browser did not connect"}
+    s = sessions[0]
+    return {
+        "viewers": 1,
+        "fps": round((s["client"]["frames"] - first[0]["client"]["frames"]) / seconds, 2),
+        "glass_to_glass_ms": s["glass_to_glass_ms"],
+        "server_processing_ms": stats["processing_ms"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--codec", default="vp8", choices=["vp8", "h264"])
+    parser.add_argument("--no-browser", action="store_true")
+    args = parser.parse_args()
+
+    runs = []
+    for size in args.sizes:
+        run = {"size": size, "fps_target": args.fps, "codec": args.codec, "publish_ms": publish_cost(size)}
+        server_args = ["--size", str(size), "--fps", str(args.fps), "--codec", args.codec,
+                       "--max-sessions", str(max(args.viewers) + 1), "--log-level", "WARNING"]
+        run["python"] = []
+        for count in args.viewers:
+            with ServerProcess(server_args) as server:
+                result = asyncio.run(python_viewers(server, count, args.seconds))
+            run["python"].append(result)
+            g = result["glass_to_glass_ms"]
+            print(f"{size}px {count} viewer(s): fps {result['fps_per_viewer']}, glass-to-glass p50 "
+                  f"{g['p50_ms']:.1f} p95 {g['p95_ms']:.1f} ms, server processing p99 "
+                  f"{result['server_processing_ms']['p99']} ms, server CPU {result['server_cpu_cores']} cores",
+                  flush=True)
+        if not args.no_browser:
+            with ServerProcess(server_args) as server:
+                run["browser"] = browser_viewer(server, args.seconds)
+            print(f"{size}px chromium /view: {run['browser']}", flush=True)
+        runs.append(run)
+
+    report = {"benchmark": "stream", "meta": metadata(), "runs": runs,
+              "notes": "Loopback on one machine: server subprocess (test-pattern driver), Python aiortc viewers "
+                       "in the benchmark process, Chromium headless without GPU. glass_to_glass_ms is measured "
+                       "at the Python viewer on the shared monotonic clock; the server estimate uses the echoed "
+                       "stamps (see realtime/stream/latency.py)."}
+    print(write_result(f"stream_{machine_tag()}", report))
+
+
+if __name__ == "__main__":
+    main()
