@@ -10,11 +10,21 @@ quaternions must match within `atol` outright (`binding_errors`).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from realtime.avatar.binding import bind, triangle_frames
 from realtime.avatar.gaussians import Avatar
 from realtime.deform.reference import deform
 from realtime.rig.model import RigParams
+
+def builtin_rig_or_skip():
+    """The built-in rig, or a skip where this checkout does not have it yet."""
+    try:
+        from realtime.rig.builtin import builtin_rig
+    except ImportError:
+        pytest.skip("realtime.rig.builtin.builtin_rig is not there")
+    return builtin_rig()
+
 
 EPS32 = float(np.finfo(np.float32).eps)
 FIELDS = ("means", "quats", "scales", "vertices")

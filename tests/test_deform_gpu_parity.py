@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from deform_checks import as_numpy, assert_float32_parity
+from deform_checks import as_numpy, assert_float32_parity, builtin_rig_or_skip
 from realtime.avatar.synthetic import random_avatar, random_params
 from realtime.deform import make_deformer
 from realtime.deform.cupy_backend import STAGING_SLOTS
@@ -19,17 +19,9 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(importlib.util.find_spec("cupy") is None, reason="CuPy is not installed")]
 
 
-def _builtin_rig():
-    try:
-        from realtime.rig.builtin import builtin_rig
-    except ImportError:
-        pytest.skip("realtime.rig.builtin.builtin_rig is not there yet")
-    return builtin_rig()
-
-
 RIGS = {
     "builtin-like": lambda: synthetic_rig(),
-    "builtin": _builtin_rig,
+    "builtin": builtin_rig_or_skip,
     "flame-sized": lambda: synthetic_rig(n_rings=72, n_segments=70, n_shape=300, n_expr=100, seed=1),
 }
 AVATARS = {}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from deform_checks import as_numpy, assert_float32_parity, reference_errors
+from deform_checks import as_numpy, assert_float32_parity, builtin_rig_or_skip, reference_errors
 from realtime.avatar.synthetic import random_avatar, random_params
 from realtime.deform import make_deformer
 from realtime.deform.numpy_backend import NumpyDeformer
@@ -57,6 +57,14 @@ def test_float32_matches_reference_on_a_flame_sized_rig(flame_sized_avatar):
         assert out.quats.shape == (20_000, 4) and out.vertices.shape == (flame_sized_avatar.rig.n_vertices, 3)
         assert_float32_parity(as_numpy(out), flame_sized_avatar,
                               random_params(flame_sized_avatar, seed=seed, identity=seed == 0))
+
+
+def test_float32_matches_reference_on_the_builtin_rig():
+    avatar = random_avatar(builtin_rig_or_skip(), 20_000, seed=3)
+    deformer = TorchDeformer(avatar)
+    for seed in range(2):
+        params = random_params(avatar, seed=seed, angle=0.4, identity=seed == 0)
+        assert_float32_parity(as_numpy(deformer.deform(params)), avatar, params)
 
 
 def test_rig_without_pose_correctives():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deform_checks import as_numpy, assert_float32_parity
+from deform_checks import as_numpy, assert_float32_parity, builtin_rig_or_skip
 from realtime.avatar.synthetic import random_avatar, random_params
 from realtime.deform import cupy_backend
 from realtime.rig.synthetic import synthetic_rig
@@ -71,14 +71,14 @@ RIGS = {
 }
 
 
-@pytest.mark.parametrize("rig_name", RIGS)
+@pytest.mark.parametrize("rig_name", [*RIGS, "builtin"])
 @pytest.mark.parametrize("identity", [True, False], ids=["baked-shape", "new-shape"])
 def test_emulated_kernels_match_reference(emulator, rig_name, identity):
-    avatar = random_avatar(synthetic_rig(**RIGS[rig_name]), 600, seed=1)
+    rig = builtin_rig_or_skip() if rig_name == "builtin" else synthetic_rig(**RIGS[rig_name])
+    avatar = random_avatar(rig, 600, seed=1)
     params = random_params(avatar, seed=2, angle=0.4, identity=identity)
     out = EmulatedDeformer(emulator, avatar).deform(params)
     errors = assert_float32_parity(as_numpy(out), avatar, params)
-    print(rig_name, identity, errors)
     assert errors["vertices"] < 1e-6, errors
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import torch
-
 from realtime.avatar.gaussians import Avatar
 from realtime.deform.base import DeformedGaussians, Deformer
 
@@ -30,6 +28,7 @@ def make_deformer(avatar: Avatar, backend: str = "auto", device=None) -> Deforme
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown deformation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    import torch  # here, so that importing the reference does not import torch
     if backend == "auto":
         if not torch.cuda.is_available():
             backend = "numpy"
