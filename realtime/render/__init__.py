@@ -1,0 +1,41 @@
+"""Splatting renderers for 3D Gaussians: gsplat on CUDA, our own numba tile rasterizer on the CPU.
+
+Both follow gsplat 1.5.3's 3DGS semantics (EWA projection, 0.3 px dilation, 16x16 tiles, front-to-back
+compositing, SH colour + 0.5), so they draw the same picture.
+
+    from realtime.render import render
+    result = render(means, quats, scales, opacities, sh, camera, background=(1, 1, 1), with_alpha=True)
+    result.image  # (H, W, 3) float32 in [0, 1]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtime.camera import Camera
+from realtime.render.backend import BACKENDS, get_renderer, resolve_backend
+from realtime.render.cpu import CpuRenderer
+from realtime.render.gsplat_backend import GsplatRenderer, cuda_usable
+from realtime.render.types import BackendUnavailable, RenderError, RenderResult
+
+__all__ = ["BACKENDS", "BackendUnavailable", "CpuRenderer", "GsplatRenderer", "RenderError", "RenderResult",
+           "cuda_usable", "get_renderer", "render", "resolve_backend"]
+
+
+def render(means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
+           sh_degree: int | None = None, background: Any = (0.0, 0.0, 0.0), antialiased: bool = False,
+           backend: str = "auto", with_alpha: bool = False) -> RenderResult:
+    """Render N 3D Gaussians seen by `camera`.
+
+    means: (N, 3) world positions; quats: (N, 4) rotations (w, x, y, z), any norm; scales: (N, 3) linear
+    standard deviations; opacities: (N,) in [0, 1]; sh: (N, K, 3) spherical-harmonic colour, K = 1, 4, 9
+    or 16 (coefficient 0 is DC); NumPy arrays or torch tensors (any device; they are copied where the
+    backend needs them). sh_degree: the bands to use (None: all that K holds). background: RGB.
+    antialiased: gsplat's 'antialiased' mode (opacity scaled by the dilation's area compensation).
+    backend: 'auto' (CUDA when usable and gsplat imports, else CPU), 'cpu' or 'cuda'.
+
+    Returns RenderResult(image (H, W, 3) float32 in [0, 1], alpha (H, W) float32 when with_alpha else None)
+    as NumPy arrays. Raises RenderError on bad shapes, BackendUnavailable when 'cuda' cannot run.
+    """
+    return get_renderer(backend).render(means, quats, scales, opacities, sh, camera, sh_degree=sh_degree,
+                                        background=background, antialiased=antialiased, with_alpha=with_alpha)

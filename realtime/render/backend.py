@@ -1,0 +1,42 @@
+"""Which renderer draws: the gsplat CUDA backend when it can really run, else the CPU one."""
+
+from __future__ import annotations
+
+import functools
+
+from realtime.render import gsplat_backend
+from realtime.render.cpu import CpuRenderer
+from realtime.render.gsplat_backend import GsplatRenderer
+from realtime.render.types import BackendUnavailable
+
+BACKENDS = ("auto", "cpu", "cuda")
+
+
+def gsplat_importable() -> bool:
+    try:
+        gsplat_backend.import_gsplat()
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """'cpu' or 'cuda' for a requested backend. 'auto' gives 'cuda' only when a CUDA device works and gsplat
+    imports; 'cuda' raises BackendUnavailable (saying why) when either is missing."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "cuda" if gsplat_backend.cuda_usable() and gsplat_importable() else "cpu"
+    if backend == "cuda":
+        gsplat_backend.require_cuda_backend()
+    return backend
+
+
+def get_renderer(backend: str = "auto") -> CpuRenderer | GsplatRenderer:
+    """The renderer object for a backend name (one shared instance per resolved backend)."""
+    return _renderer(resolve_backend(backend))
+
+
+@functools.cache
+def _renderer(name: str) -> CpuRenderer | GsplatRenderer:
+    return GsplatRenderer() if name == "cuda" else CpuRenderer()

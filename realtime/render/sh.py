@@ -1,0 +1,70 @@
+"""Real spherical harmonics up to degree 3, with the basis order, signs and constants gsplat uses.
+
+Coefficient k of a Gaussian's (K, 3) block multiplies basis function k evaluated at the unit
+view direction d = (x, y, z) (from the camera centre to the Gaussian): k = 0 is the constant C0,
+k = 1..3 are C1 * (-y, z, -x), k = 4..8 and 9..15 the degree-2 and degree-3 bands in the order of
+Sloan's "Efficient Spherical Harmonic Evaluation" (JCGT 2013), which gsplat and 3DGS use.
+The colour of a channel is the sum, plus 0.5, clamped at 0 from below (gsplat's convention).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from realtime.render.constants import FASTMATH
+
+MAX_SH_DEGREE = 3
+
+_C0 = np.float32(0.2820947917738781)
+_C1 = np.float32(0.48860251190292)
+_C2A = np.float32(-1.092548430592079)
+_C2B = np.float32(0.9461746957575601)
+_C2C = np.float32(0.3153915652525201)
+_C2D = np.float32(0.5462742152960395)
+_C3A = np.float32(-2.285228997322329)
+_C3B = np.float32(0.4570457994644658)
+_C3C = np.float32(1.445305721320277)
+_C3D = np.float32(1.865881662950577)
+_C3E = np.float32(1.119528997770346)
+_C3F = np.float32(-0.5900435899266435)
+_TWO = np.float32(2.0)
+
+
+def sh_degree_for(n_coeffs: int) -> int:
+    """The degree whose basis has `n_coeffs` functions per channel (1, 4, 9 or 16); ValueError otherwise."""
+    for degree in range(MAX_SH_DEGREE + 1):
+        if (degree + 1) ** 2 == n_coeffs:
+            return degree
+    raise ValueError(f"spherical harmonics need 1, 4, 9 or 16 coefficients per channel, got {n_coeffs}")
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def sh_channel(degree, x, y, z, coeffs, c):
+    """One colour channel before the +0.5 offset.
+
+    degree: 0..3; x, y, z: float32 unit view direction; coeffs: (K, 3) float32 with K >= (degree + 1)^2;
+    c: channel index. Returns float32.
+    """
+    result = _C0 * coeffs[0, c]
+    if degree < 1:
+        return result
+    result += _C1 * (-y * coeffs[1, c] + z * coeffs[2, c] - x * coeffs[3, c])
+    if degree < 2:
+        return result
+    z2 = z * z
+    t0 = _C2A * z
+    c1 = x * x - y * y
+    s1 = _TWO * x * y
+    result += (_C2D * s1 * coeffs[4, c] + t0 * y * coeffs[5, c] + (_C2B * z2 - _C2C) * coeffs[6, c]
+               + t0 * x * coeffs[7, c] + _C2D * c1 * coeffs[8, c])
+    if degree < 3:
+        return result
+    t0c = _C3A * z2 + _C3B
+    t1b = _C3C * z
+    c2 = x * c1 - y * s1
+    s2 = x * s1 + y * c1
+    result += (_C3F * s2 * coeffs[9, c] + t1b * s1 * coeffs[10, c] + t0c * y * coeffs[11, c]
+               + z * (_C3D * z2 - _C3E) * coeffs[12, c] + t0c * x * coeffs[13, c] + t1b * c1 * coeffs[14, c]
+               + _C3F * c2 * coeffs[15, c])
+    return result
