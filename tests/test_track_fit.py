@@ -28,6 +28,16 @@ def test_contour_ids_are_mediapipes():
     assert 100 <= len(mp_ids.fit_ids()) <= 200
 
 
+def test_matrix_to_axis_angle_inverts_rodrigues():
+    from realtime.geometry import axis_angle_to_matrix, matrix_to_axis_angle
+
+    vectors = np.random.default_rng(0).normal(size=(200, 3))
+    vectors *= np.random.default_rng(1).uniform(0, 3.1, size=(200, 1)) / np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[0] = 0.0
+    vectors[1] = [1e-10, 0, 0]
+    np.testing.assert_allclose(matrix_to_axis_angle(axis_angle_to_matrix(vectors)), vectors, atol=1e-9)
+
+
 def test_basis_reproduces_the_forward_pass():
     rig = sphere_rig()
     rng = np.random.default_rng(1)

@@ -3,6 +3,7 @@ known parameters through the independent LBS forward pass."""
 
 from __future__ import annotations
 
+import av
 import numpy as np
 
 from realtime.camera import Camera, frontal_camera
@@ -62,3 +63,19 @@ def rotation_error_deg(a: np.ndarray, b: np.ndarray) -> float:
 
     rel = axis_angle_to_matrix(np.asarray(a, np.float64)).T @ axis_angle_to_matrix(np.asarray(b, np.float64))
     return float(np.degrees(np.arccos(np.clip((np.trace(rel) - 1) / 2, -1, 1))))
+
+
+def write_video(path, colours, fps=25, size=(64, 48)):
+    """A clip of flat-coloured frames, one colour a frame (H.264 in MP4)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "10"}
+        for colour in colours:
+            image = np.empty((size[1], size[0], 3), np.uint8)
+            image[:] = colour
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -1,0 +1,310 @@
+"""The tracker: camera frames in, the avatar rig's parameters out, with per-stage timings.
+
+It ties together the MediaPipe landmark detector, the per-frame fit (identity estimated
+over the first frames with a face, then held), gaze from the irises, a One-Euro filter,
+and the no-face policy (hold the last pose, then ease to neutral).
+
+World frame of the output. Parameters place the head in the world of `tracker.camera`.
+Give the camera you know (a calibrated webcam, or the camera a test rendered with) and
+the parameters are in its world. Without one, the camera has a `fov_x_deg` field of view
+and looks down the rig's -z axis; once the identity is calibrated the world origin moves
+to where the head was then (`recentre`), so translation is the head's motion since.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from realtime.camera import Camera, intrinsics, look_at
+from realtime.rig.model import Rig, RigParams
+from realtime.track import landmark_ids as mp_ids
+from realtime.track.filters import FilterSettings, RigParamsFilter
+from realtime.track.fit import (FitSettings, LandmarkBasis, fit_frame, fit_gaze, fold_identity, initial_pose,
+                                landmark_basis, landmark_points, project)
+from realtime.track.sources import Frame, check_frame_image
+
+DEFAULT_DISTANCE = 0.5  # metres from the default camera to the world origin before recentring
+CALIBRATION_REACH = 1.0  # how far below their tracking box activations may go while calibrating
+
+
+def interocular_distance(points: np.ndarray) -> float:
+    """Pixels between the two iris centres of (478, 2+) MediaPipe landmarks."""
+    return float(np.linalg.norm(points[mp_ids.LEFT_IRIS[0], :2] - points[mp_ids.RIGHT_IRIS[0], :2]))
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    """fov_x_deg: assumed horizontal field of view when no camera is given
+    calibration_frames: frames with a face over which the identity is estimated (0: keep the rig's mean identity)
+    n_shape: identity components estimated (the rig's leading ones)
+    hold_s: with no face, hold the last pose this long; ease_s: then ease to neutral over this long
+    lost_residual: a fit whose mean landmark error exceeds this fraction of the inter-ocular distance counts as
+    no face (the detector latched onto something else, or the fit failed)
+    max_faces: faces MediaPipe looks for; the largest is tracked
+    filter: One-Euro settings, None for raw fits
+    recentre: move the world origin to the head's place at calibration (only without a given camera)
+    """
+
+    fov_x_deg: float = 60.0
+    calibration_frames: int = 5
+    n_shape: int = 50
+    hold_s: float = 0.5
+    ease_s: float = 1.0
+    lost_residual: float = 0.25
+    max_faces: int = 2
+    fit: FitSettings = field(default_factory=FitSettings)
+    filter: FilterSettings | None = field(default_factory=FilterSettings)
+    recentre: bool = True
+
+
+@dataclass
+class TrackResult:
+    """params: the rig parameters for this frame (float32; filtered when the tracker filters)
+    landmarks: (478, 3) float32 pixels of the tracked face, or None
+    face_found: whether this frame had a face the fit accepted
+    timings: milliseconds per stage ('landmarks', 'fit', 'filter', 'total')
+    raw_params: the unfiltered fit (float64), or None without a face
+    error_iod: mean reprojection error of the fitted landmarks over the inter-ocular distance, or None
+    """
+
+    params: RigParams
+    landmarks: np.ndarray | None
+    face_found: bool
+    timings: dict[str, float]
+    raw_params: RigParams | None = None
+    error_iod: float | None = None
+
+
+class _BlasLimit:
+    """One BLAS thread while fitting: its matrices are small, and a second thread only adds hand-off cost (and
+    spins for milliseconds when the cores are busy). Covers NumPy's BLAS and SciPy's, which numba's linear algebra
+    calls."""
+
+    _limiter = None
+
+    def __enter__(self):
+        if _BlasLimit._limiter is None:
+            import scipy.linalg  # noqa: F401  (loads SciPy's BLAS so that the controller sees it)
+            from threadpoolctl import ThreadpoolController
+
+            _BlasLimit._limiter = ThreadpoolController().select(user_api="blas")
+        self._ctx = _BlasLimit._limiter.limit(limits=1)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._ctx.__exit__(*exc)
+
+
+class Tracker:
+    """Frames in, RigParams of `rig` out.
+
+    rig: the avatar's rig (its landmark embedding must cover MediaPipe's contour points)
+    detector: anything with `detect_largest(image) -> object with .points (478, 3) | None`; by default a
+    realtime.landmarks.LandmarkDetector in streaming mode, made on first use
+    camera: the camera the frames come from, in the world the parameters should live in (see the module doc)
+    """
+
+    def __init__(self, rig: Rig, detector=None, camera: Camera | None = None,
+                 settings: TrackerSettings = TrackerSettings()):
+        self.rig = rig
+        self.settings = settings
+        self._detector = detector
+        self._given_camera = camera
+        self.camera = camera
+        self._recentre = settings.recentre and camera is None
+        n_shape = min(settings.n_shape, rig.n_shape) if settings.calibration_frames > 0 else 0
+        self._tracking_bounds = landmark_basis(rig, n_shape=n_shape)
+        # while calibrating, activations may go below zero: the part of the person's resting face that the rig's
+        # template lacks (its "negative smile") becomes part of their neutral instead of a clipped residual
+        self._calib_basis = replace(self._tracking_bounds, lower=np.minimum(self._tracking_bounds.lower,
+                                                                            -CALIBRATION_REACH))
+        self.basis: LandmarkBasis = self._calib_basis if n_shape else fold_identity(self._tracking_bounds,
+                                                                                    np.zeros(rig.n_shape))
+        self._shapes: list[np.ndarray] = []
+        self._below: list[np.ndarray] = []
+        self._filter = RigParamsFilter(rig.n_expr, settings.filter) if settings.filter is not None else None
+        self._gaze_offset = np.zeros(6)
+        self._recalibrate = False
+        self.reset()
+
+    # -- state -----------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the pose history (not the identity): the next face is fitted from a cold start."""
+        self._state: RigParams | None = None         # last raw fit, warm start of the next
+        self._last_output: RigParams | None = None   # last output with a face, start of the ease
+        self._last_face_time: float | None = None
+        self._rest_translation = np.zeros(3)
+        if self._filter is not None:
+            self._filter.reset()
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether the identity is estimated and held."""
+        return self.basis is not self._calib_basis
+
+    def recalibrate_neutral(self) -> None:
+        """Make the expression and gaze of the next frame with a face the neutral: they are folded into the
+        identity (expression) and subtracted (gaze), so that face then reads as all-zero parameters."""
+        self._recalibrate = True
+
+    def close(self) -> None:
+        if self._detector is not None and hasattr(self._detector, "close"):
+            self._detector.close()
+        self._detector = None
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- per frame -------------------------------------------------------------------------------------
+    def track(self, frame: Frame | np.ndarray) -> TrackResult:
+        """Landmarks, fit and filter for one frame (a Frame, or an RGB array stamped now)."""
+        start = time.perf_counter()
+        if not isinstance(frame, Frame):
+            frame = Frame(check_frame_image(frame), 0, time.monotonic_ns())
+        detector = self._ensure_detector()
+        face = detector.detect_largest(frame.image)
+        detected = time.perf_counter()
+        points = None if face is None else np.asarray(face.points, dtype=np.float32)
+        height, width = frame.image.shape[:2]
+        result = self.track_landmarks(points, frame.time, (width, height))
+        result.timings["landmarks"] = (detected - start) * 1e3
+        result.timings["total"] = (time.perf_counter() - start) * 1e3
+        return result
+
+    def track_landmarks(self, points: np.ndarray | None, time_s: float, image_size: tuple[int, int]) -> TrackResult:
+        """Fit and filter given landmarks: points (478, 2 or 3) pixels or None (no face), time_s the frame's time
+        in seconds, image_size (width, height). `track` calls this after detection."""
+        start = time.perf_counter()
+        self._ensure_camera(image_size)
+        timings = {"landmarks": 0.0}
+        raw, error = None, None
+        if points is not None:
+            points = np.asarray(points)
+            if points.ndim != 2 or points.shape[0] != mp_ids.N_LANDMARKS or points.shape[1] < 2:
+                raise ValueError(f"landmarks must be ({mp_ids.N_LANDMARKS}, 2 or 3), got {points.shape}")
+            with _BlasLimit():
+                raw, error = self._fit(points)
+        fitted = time.perf_counter()
+        timings["fit"] = (fitted - start) * 1e3
+        if raw is not None:
+            output = self._smooth(raw, time_s)
+            self._last_output, self._last_face_time = output, time_s
+        else:
+            output = self._smooth(self._no_face(time_s), time_s) if self._last_output is not None else None
+            if output is None:
+                output = self._neutral()
+        timings["filter"] = (time.perf_counter() - fitted) * 1e3
+        timings["total"] = (time.perf_counter() - start) * 1e3
+        return TrackResult(params=_as_float32(output), landmarks=None if raw is None else points.astype(np.float32),
+                           face_found=raw is not None, timings=timings, raw_params=raw, error_iod=error)
+
+    def project(self, params: RigParams) -> np.ndarray:
+        """(L, 2) pixels of the fitted landmark ids (`self.basis.ids`) for `params` seen by `self.camera`."""
+        return project(self.camera, landmark_points(self.basis, params)).T
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _ensure_detector(self):
+        if self._detector is None:
+            from realtime.landmarks import LandmarkDetector
+
+            self._detector = LandmarkDetector(static_image_mode=False, max_faces=self.settings.max_faces)
+        return self._detector
+
+    def _ensure_camera(self, image_size: tuple[int, int]) -> None:
+        width, height = int(image_size[0]), int(image_size[1])
+        if self.camera is not None and (self.camera.width, self.camera.height) == (width, height):
+            return
+        if self.camera is not None:
+            self.camera = self.camera.resized(width, height)
+        else:
+            view = look_at(np.array([0.0, 0.0, DEFAULT_DISTANCE]), np.zeros(3))
+            self.camera = Camera(K=intrinsics(width, height, self.settings.fov_x_deg), viewmat=view, width=width,
+                                 height=height)
+
+    def _fit(self, points: np.ndarray) -> tuple[RigParams | None, float | None]:
+        """The raw fit of one face, or (None, None) when the fit is rejected."""
+        basis = self.basis
+        obs = points[basis.ids, :2]
+        cold = self._state is None
+        init = initial_pose(basis, obs, self.camera) if cold else self._state
+        fit = fit_frame(basis, obs, self.camera, init, self.settings.fit, cold=cold)
+        params = fit_gaze(basis, fit, points, self.camera, self.settings.fit)
+        iod = interocular_distance(points)
+        error = float(np.mean(np.linalg.norm(fit.residual, axis=1)) / max(iod, 1e-6))
+        if not np.isfinite(error) or error > self.settings.lost_residual:
+            self._state = None
+            return None, None
+        self._state = params
+        if not self.calibrated:
+            params = self._calibrate_step(params)
+        if self._recalibrate:
+            params = self._fold_neutral(params)
+        out = replace(params, eyes_pose=params.eyes_pose - self._gaze_offset)
+        return out, error
+
+    def _calibrate_step(self, params: RigParams) -> RigParams:
+        """Collect one identity estimate; after `calibration_frames`, hold their mean (and the mean expression
+        below the tracking box as the neutral) and recentre."""
+        expr = np.asarray(params.expr, np.float64)
+        self._shapes.append(np.asarray(params.shape, np.float64))
+        self._below.append(np.minimum(expr - self._tracking_bounds.lower[:self.rig.n_expr], 0.0))
+        if len(self._shapes) < self.settings.calibration_frames:
+            return params
+        shape = np.mean(self._shapes, axis=0)
+        neutral = np.mean(self._below, axis=0)
+        self.basis = fold_identity(self._tracking_bounds, shape, neutral)
+        params = replace(params, shape=shape, expr=np.clip(expr - neutral, self.basis.lower, self.basis.upper))
+        if self._recentre:
+            shift = np.asarray(params.translation, np.float64)
+            view = self.camera.viewmat.copy()
+            view[:3, 3] += view[:3, :3] @ shift
+            self.camera = replace(self.camera, viewmat=view)
+            params = replace(params, translation=np.zeros(3))
+            if self._filter is not None:
+                self._filter.reset()
+        self._rest_translation = np.asarray(params.translation, np.float64).copy()
+        self._state = params
+        return params
+
+    def _fold_neutral(self, params: RigParams) -> RigParams:
+        """Fold the current expression into the identity and take the current gaze as straight ahead."""
+        self._recalibrate = False
+        neutral = self.basis.neutral + np.asarray(params.expr, np.float64)
+        self.basis = fold_identity(self.basis, self.basis.identity, neutral)
+        self._gaze_offset = self._gaze_offset + np.asarray(params.eyes_pose, np.float64)
+        params = replace(params, expr=np.zeros(self.rig.n_expr))
+        self._state = params
+        return params
+
+    def _smooth(self, params: RigParams, time_s: float) -> RigParams:
+        return self._filter(params, time_s) if self._filter is not None else params
+
+    def _neutral(self) -> RigParams:
+        """The rest face of the current identity at the rest position."""
+        shape = self.basis.identity if self.calibrated else np.zeros(self.rig.n_shape)
+        return RigParams(shape=shape.copy(), expr=np.zeros(self.rig.n_expr), translation=self._rest_translation.copy())
+
+    def _no_face(self, time_s: float) -> RigParams:
+        """Hold the last pose for hold_s, then ease to neutral over ease_s (smoothstep), and cold-start next time."""
+        elapsed = time_s - self._last_face_time
+        if elapsed > self.settings.hold_s:
+            self._state = None
+        t = np.clip((elapsed - self.settings.hold_s) / max(self.settings.ease_s, 1e-6), 0.0, 1.0)
+        alpha = t * t * (3.0 - 2.0 * t)
+        last, rest = self._last_output, self._neutral()
+        mixed = {name: (1.0 - alpha) * np.asarray(getattr(last, name), np.float64)
+                 + alpha * np.asarray(getattr(rest, name), np.float64)
+                 for name in ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation")}
+        return replace(last, **mixed)
+
+
+def _as_float32(params: RigParams) -> RigParams:
+    return RigParams(**{name: np.asarray(getattr(params, name), np.float32) for name in
+                        ("shape", "expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation")})
