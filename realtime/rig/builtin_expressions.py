@@ -89,18 +89,18 @@ def _near(v: np.ndarray, pool: np.ndarray, point: np.ndarray, radius: float) -> 
 
 
 def _outside_ball(start: np.ndarray, end: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray:
-    """Push each end point (N, 3) out from `center` until the segment from start stays outside the ball."""
+    """Push each end point (N, 3) out from `center`, 0.2 mm at a time, until the segment from its start
+    point stays outside the ball. Returns the new end points (N, 3)."""
     end = end.copy()
-    for _ in range(60):
+    for _ in range(100):
         d = end - start
         t = np.clip(((center - start) * d).sum(1) / np.maximum((d * d).sum(1), 1e-18), 0.0, 1.0)
-        closest = np.linalg.norm(start + t[:, None] * d - center, axis=1)
-        short = closest < radius
+        short = np.linalg.norm(start + t[:, None] * d - center, axis=1) < radius
         if not short.any():
             return end
         out = end[short] - center
         end[short] += 0.0002 * out / np.linalg.norm(out, axis=1, keepdims=True)
-    return end
+    raise ValueError("eyelid motion cannot be kept outside the eyeball")
 
 
 def _lid_profile(n: int) -> np.ndarray:
@@ -109,6 +109,7 @@ def _lid_profile(n: int) -> np.ndarray:
 
 
 def _eye_shapes(v: np.ndarray, head: HeadMesh, side: str) -> dict[str, Shape]:
+    """Blink, squint and wide for one eye ("left" or "right"); lids keep clear of that eyeball."""
     g = topo.groups()
     center = head.eye_centers[0 if side == "left" else 1]
     upper, lower = g[f"eyelid_upper_{side}"], g[f"eyelid_lower_{side}"]
