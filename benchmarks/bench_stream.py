@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
 
-    runs = []
+    runs, load_before = [], os.getloadavg()
     for size in args.sizes:
         run = {"size": size, "fps_target": args.fps, "codec": args.codec, "publish_ms": publish_cost(size)}
         server_args = ["--size", str(size), "--fps", str(args.fps), "--codec", args.codec,
@@ -159,10 +159,12 @@ def main() -> None:
         runs.append(run)
 
     report = {"benchmark": "stream", "meta": metadata(), "runs": runs,
+              "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
               "notes": "Loopback on one machine: server subprocess (test-pattern driver), Python aiortc viewers "
                        "in the benchmark process, Chromium headless without GPU. glass_to_glass_ms is measured "
                        "at the Python viewer on the shared monotonic clock; the server estimate uses the echoed "
-                       "stamps (see realtime/stream/latency.py)."}
+                       "stamps (see realtime/stream/latency.py). A load average above the core count means other "
+                       "work shared the CPU during the run."}
     print(write_result(f"stream_{machine_tag()}", report))
 
 

@@ -294,3 +294,37 @@ def test_signaling_connections_are_capped():
             for s in sockets:
                 await s.close()
     run(scenario())
+
+
+def test_odd_and_huge_camera_frames_are_made_acceptable():
+    import av
+    from realtime.stream.tracks import MAX_INPUT_SIDE, input_image
+
+    odd = av.VideoFrame.from_ndarray(np.zeros((241, 321, 3), np.uint8), format="rgb24")
+    assert input_image(odd).shape == (240, 320, 3)
+    huge = av.VideoFrame.from_ndarray(np.zeros((2160, 3840, 3), np.uint8), format="rgb24")
+    assert input_image(huge).shape == (720, MAX_INPUT_SIDE, 3)
+    fine = av.VideoFrame.from_ndarray(np.full((480, 640, 3), 77, np.uint8), format="rgb24")
+    out = input_image(fine)
+    assert out.shape == (480, 640, 3) and abs(int(out.mean()) - 77) <= 2
+
+
+def test_bad_producer_frames_are_counted_and_a_failing_producer_is_reported():
+    from realtime.stream.producer import OutputFrame
+
+    class Flaky(TestPatternProducer):
+        async def frames(self):
+            yield OutputFrame(np.zeros((SIZE, SIZE), np.uint8), time.monotonic_ns())  # not RGB
+            yield OutputFrame(np.zeros((SIZE + 1, SIZE, 3), np.uint8), time.monotonic_ns())  # odd height
+            for _ in range(5):
+                yield self.make_frame()
+            raise RuntimeError("renderer lost")
+
+    async def scenario():
+        producer = Flaky(SIZE, SIZE)
+        async with StreamServer(producer, port=0) as server:
+            await wait_for(lambda: server.producer_error is not None)
+            stats = server.stats()
+            assert stats["bad_frames"] == 2 and stats["frames"] == 5
+            assert stats["producer_error"] == "RuntimeError: renderer lost"
+    run(scenario())

@@ -65,13 +65,14 @@ class Session:
         self.latency = LatencyWindow()
         self.inputs = 0
         self._camera = False
+        self.input_error: str | None = None
         self.rtt_ms: float | None = None
         self._rtts: deque[float] = deque(maxlen=5)
         self.client: dict | None = None
         self.closed = False
         self._tasks: set[asyncio.Task] = set()
         self._on_closed = on_closed
-        self._close_task: asyncio.Task | None = None
+        self._close_task: asyncio.Task | None = None  # holds the self-close task while it runs
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_state)
@@ -113,7 +114,12 @@ class Session:
 
     def _on_camera_frame(self, frame, arrival_ns: int) -> None:
         self.inputs += 1
-        self.hub.producer.push_input(input_image(frame), arrival_ns)
+        try:
+            self.hub.producer.push_input(input_image(frame), arrival_ns)
+        except ValueError as exc:  # the producer refused this frame: say so once, keep draining
+            if not self.input_error:
+                log.error("session %s: camera frame refused: %s", self.id, exc)
+            self.input_error = str(exc)
 
     # -- stats channel ------------------------------------------------------------
     def _on_datachannel(self, channel) -> None:
@@ -195,6 +201,7 @@ class Session:
             "frames_sent": self.track.sent if self.track else 0,
             "frames_skipped": self.track.skipped if self.track else 0,
             "inputs": self.inputs,
+            "input_error": self.input_error,
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2),
             "glass_to_glass_ms": self.latency.summary(),
             "client": self.client,

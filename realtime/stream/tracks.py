@@ -124,13 +124,14 @@ class BroadcastTrack(MediaStreamTrack):
 
 
 def input_image(frame: av.VideoFrame, max_side: int = MAX_INPUT_SIDE) -> np.ndarray:
-    """A received camera frame as (H, W, 3) uint8 RGB, scaled down if its longer side exceeds ``max_side``."""
+    """A received camera frame as (H, W, 3) uint8 RGB with even H and W, scaled down if its
+    longer side exceeds ``max_side``."""
     scale = min(1.0, max_side / max(frame.width, frame.height))
-    if scale < 1.0:
-        w = max(2, int(frame.width * scale) // 2 * 2)
-        h = max(2, int(frame.height * scale) // 2 * 2)
-        return frame.to_ndarray(format="rgb24", width=w, height=h)
-    return frame.to_ndarray(format="rgb24")
+    w = max(2, int(frame.width * scale) // 2 * 2)
+    h = max(2, int(frame.height * scale) // 2 * 2)
+    if (w, h) == (frame.width, frame.height):
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", width=w, height=h)
 
 
 async def drain(track: MediaStreamTrack, on_frame: Callable[[av.frame.Frame, int], None]) -> None:
