@@ -22,7 +22,7 @@ from realtime.camera import Camera, intrinsics, look_at
 from realtime.rig.model import Rig, RigParams
 from realtime.track import landmark_ids as mp_ids
 from realtime.track.filters import FilterSettings, RigParamsFilter
-from realtime.track.fit import (FitSettings, LandmarkBasis, fit_frame, fit_gaze, fold_identity, initial_pose,
+from realtime.track.fit import (FitResult, FitSettings, LandmarkBasis, fit_frame, fit_gaze, fold_identity, initial_pose,
                                 landmark_basis, landmark_points, project)
 from realtime.track.sources import Frame, check_frame_image
 
@@ -37,7 +37,9 @@ def interocular_distance(points: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    """fov_x_deg: assumed horizontal field of view when no camera is given
+    """fov_x_deg: assumed horizontal field of view when no camera is given, until calibration
+    fov_candidates: fields of view tried at calibration when no camera is given (the best fit wins; empty: keep
+    fov_x_deg). MediaPipe's landmarks are flatter in perspective than most webcams, so this matters.
     calibration_frames: frames with a face over which the identity is estimated (0: keep the rig's mean identity)
     n_shape: identity components estimated (the rig's leading ones)
     hold_s: with no face, hold the last pose this long; ease_s: then ease to neutral over this long
@@ -49,6 +51,7 @@ class TrackerSettings:
     """
 
     fov_x_deg: float = 60.0
+    fov_candidates: tuple[float, ...] = (10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
     calibration_frames: int = 5
     n_shape: int = 50
     hold_s: float = 0.5
@@ -124,8 +127,7 @@ class Tracker:
                                                                             -CALIBRATION_REACH))
         self.basis: LandmarkBasis = self._calib_basis if n_shape else fold_identity(self._tracking_bounds,
                                                                                     np.zeros(rig.n_shape))
-        self._shapes: list[np.ndarray] = []
-        self._below: list[np.ndarray] = []
+        self._calib_points: list[np.ndarray] = []
         self._filter = RigParamsFilter(rig.n_expr, settings.filter) if settings.filter is not None else None
         self._gaze_offset = np.zeros(6)
         self._recalibrate = False
@@ -241,37 +243,59 @@ class Tracker:
         if not np.isfinite(error) or error > self.settings.lost_residual:
             self._state = None
             return None, None
-        self._state = params
         if not self.calibrated:
-            params = self._calibrate_step(params)
+            params = self._calibrate_step(params, points)
+            if self.calibrated:  # the camera and identity just changed: gaze again with them
+                params = fit_gaze(self.basis, FitResult(params, np.zeros((len(self.basis.ids), 2)), 0), points,
+                                  self.camera, self.settings.fit)
+        self._state = params
         if self._recalibrate:
             params = self._fold_neutral(params)
         out = replace(params, eyes_pose=params.eyes_pose - self._gaze_offset)
         return out, error
 
-    def _calibrate_step(self, params: RigParams) -> RigParams:
-        """Collect one identity estimate; after `calibration_frames`, hold their mean (and the mean expression
-        below the tracking box as the neutral) and recentre."""
-        expr = np.asarray(params.expr, np.float64)
-        self._shapes.append(np.asarray(params.shape, np.float64))
-        self._below.append(np.minimum(expr - self._tracking_bounds.lower[:self.rig.n_expr], 0.0))
-        if len(self._shapes) < self.settings.calibration_frames:
+    def _calibrate_step(self, params: RigParams, points: np.ndarray) -> RigParams:
+        """Collect one calibration frame; after `calibration_frames`, fit them all again with each candidate field
+        of view (when the camera was not given), keep the camera that fits best, hold the mean identity (and the
+        mean expression below the tracking box as the neutral) and recentre."""
+        self._calib_points.append(points[:, :2].astype(np.float64))
+        if len(self._calib_points) < self.settings.calibration_frames:
             return params
-        shape = np.mean(self._shapes, axis=0)
-        neutral = np.mean(self._below, axis=0)
+        best = None
+        for cam in self._camera_candidates():
+            fits = []
+            for pts in self._calib_points:
+                obs = pts[self._calib_basis.ids]
+                fits.append(fit_frame(self._calib_basis, obs, cam, initial_pose(self._calib_basis, obs, cam),
+                                      self.settings.fit, cold=True))
+            error = np.mean([np.linalg.norm(f.residual, axis=1).mean() for f in fits])
+            if best is None or error < best[0]:
+                best = (error, cam, fits)
+        _, self.camera, fits = best
+        lower = self._tracking_bounds.lower[:self.rig.n_expr]
+        shape = np.mean([f.params.shape for f in fits], axis=0)
+        neutral = np.mean([np.minimum(f.params.expr - lower, 0.0) for f in fits], axis=0)
         self.basis = fold_identity(self._tracking_bounds, shape, neutral)
-        params = replace(params, shape=shape, expr=np.clip(expr - neutral, self.basis.lower, self.basis.upper))
+        last = fits[-1].params
+        last = replace(last, shape=shape, expr=np.clip(last.expr - neutral, self.basis.lower, self.basis.upper))
         if self._recentre:
-            shift = np.asarray(params.translation, np.float64)
+            shift = np.asarray(last.translation, np.float64)
             view = self.camera.viewmat.copy()
             view[:3, 3] += view[:3, :3] @ shift
             self.camera = replace(self.camera, viewmat=view)
-            params = replace(params, translation=np.zeros(3))
+            last = replace(last, translation=np.zeros(3))
             if self._filter is not None:
                 self._filter.reset()
-        self._rest_translation = np.asarray(params.translation, np.float64).copy()
-        self._state = params
-        return params
+        self._rest_translation = np.asarray(last.translation, np.float64).copy()
+        self._calib_points.clear()
+        return last
+
+    def _camera_candidates(self) -> list[Camera]:
+        """The given camera, or the default camera at each candidate field of view."""
+        if self._given_camera is not None or not self.settings.fov_candidates:
+            return [self.camera]
+        return [replace(self.camera, K=intrinsics(self.camera.width, self.camera.height, fov))
+                for fov in self.settings.fov_candidates]
 
     def _fold_neutral(self, params: RigParams) -> RigParams:
         """Fold the current expression into the identity and take the current gaze as straight ahead."""
