@@ -120,6 +120,23 @@ class LandmarkBasis:
         return np.ascontiguousarray(self.jd[0])
 
     @cached_property
+    def eye_corner_rows(self) -> np.ndarray | None:
+        """(4,) rows of the left eye's corners then the right eye's in `ids`, or None unless all four are fitted."""
+        corners = mp_ids.LEFT_EYE_CORNERS + mp_ids.RIGHT_EYE_CORNERS
+        if not np.all(np.isin(corners, self.ids)):
+            return None
+        return np.array([int(np.flatnonzero(self.ids == c)[0]) for c in corners])
+
+    @cached_property
+    def moves(self) -> np.ndarray:
+        """(G, L) bool: whether group g moves landmark l at all (the rigid group always does)."""
+        out = (np.abs(self.x0).max(1) > 0) | (np.abs(self.xd).max(axis=(1, 3)) > 0)
+        if self.xp is not None:
+            out |= np.abs(self.xp).max(axis=(1, 3)) > 0
+        out[0] = True
+        return out
+
+    @cached_property
     def xp_or_empty(self) -> np.ndarray:
         """xp, or a (G, 3, L, 0) array when the rig has no pose correctives."""
         return self.xp if self.xp is not None else np.zeros(self.x0.shape + (0,))
@@ -257,11 +274,13 @@ class FitSettings:
 @dataclass
 class FitResult:
     """params: the fitted RigParams (float64; shape = the basis identity, or the free identity when fitted);
-    residual: (L, 2) landmark residuals in pixels, observed minus projected; iterations: GN steps taken."""
+    residual: (L, 2) landmark residuals in pixels, observed minus projected; iterations: GN steps taken;
+    face_scale: the observed landmarks' RMS spread about their centroid, pixels (the residuals' unit in the fit)."""
 
     params: RigParams
     residual: np.ndarray
     iterations: int
+    face_scale: float
 
 
 def project(camera: Camera, world: np.ndarray) -> np.ndarray:
@@ -308,14 +327,14 @@ def fit_frame(basis: LandmarkBasis, observed: np.ndarray, camera: Camera, init: 
     view = np.asarray(camera.viewmat, np.float64)
     prior = np.concatenate([np.zeros(6), settings.jaw_prior, settings.expr_prior * basis.prior])
     rotation, trans, jaw, coeffs, proj, steps = gauss_newton(
-        basis.x0, basis.xd, basis.xp_or_empty, basis.j0[0], basis.jd_root, basis.groups, basis.jaw_slot,
+        basis.x0, basis.xd, basis.xp_or_empty, basis.moves, basis.j0[0], basis.jd_root, basis.groups, basis.jaw_slot,
         np.ascontiguousarray(view[:3, :3]), view[:3, 3].copy(), camera.K[[0, 1, 0, 1], [0, 1, 2, 2]].astype(np.float64),
         obs, basis.weights, np.asarray(init.rotation, np.float64), np.asarray(init.translation, np.float64),
         np.asarray(init.jaw_pose, np.float64), eyes, np.clip(_coeffs(basis, init), basis.lower, basis.upper), prior,
         0.0 if cold else settings.temporal, JAW_LOWER, JAW_UPPER, basis.lower, basis.upper,
         settings.cold_iterations if cold else settings.iterations, settings.tolerance)
     return FitResult(params=_params(basis, rotation, trans, jaw, coeffs, eyes), residual=obs - proj.T,
-                     iterations=steps)
+                     iterations=steps, face_scale=_face_scale(obs))
 
 
 def _face_scale(obs: np.ndarray) -> float:
@@ -367,22 +386,19 @@ def fit_gaze(basis: LandmarkBasis, fit: FitResult, landmarks: np.ndarray, camera
     if lmk.ndim != 2 or lmk.shape[0] < mp_ids.N_LANDMARKS or lmk.shape[1] < 2:
         raise ValueError(f"gaze needs the 478 refined landmarks, got {lmk.shape}")
     lmk = lmk[:, :2]
-    fitted = basis.ids[:, None] == np.array(mp_ids.LEFT_EYE_CORNERS + mp_ids.RIGHT_EYE_CORNERS)[None]
-    targets = lmk[[mp_ids.LEFT_IRIS[0], mp_ids.RIGHT_IRIS[0]]].copy()
-    if np.all(fitted.any(0)):
-        observed = lmk[basis.ids]
-        model = observed - fit.residual                                   # (L, 2) fitted projections
-        rows = fitted.argmax(0)                                           # rows of the four corners
-        corners_obs = observed[rows].reshape(2, 2, 2).mean(1)
-        corners_fit = model[rows].reshape(2, 2, 2).mean(1)
-        targets += corners_fit - corners_obs
+    targets = lmk[[mp_ids.LEFT_IRIS[0], mp_ids.RIGHT_IRIS[0]]]
+    rows = basis.eye_corner_rows
+    if rows is not None:  # observed iris offset from the observed corners, put on the fitted corners
+        corners_obs = lmk[basis.ids[rows]].reshape(2, 2, 2).mean(1)
+        corners_fit = corners_obs - fit.residual[rows].reshape(2, 2, 2).mean(1)
+        targets = targets - corners_obs + corners_fit
     params = fit.params
     coeffs = _coeffs(basis, params)
     view = np.asarray(camera.viewmat, np.float64)
     eyes = gaze_newton(np.asarray(params.rotation, np.float64), np.asarray(params.translation, np.float64),
                        basis.j0 + basis.jd @ coeffs, basis.iris_offsets, np.ascontiguousarray(view[:3, :3]),
                        view[:3, 3].copy(), camera.K[[0, 1, 0, 1], [0, 1, 2, 2]].astype(np.float64), targets,
-                       np.asarray(params.eyes_pose, np.float64), settings.gaze_prior, _face_scale(lmk[basis.ids]),
+                       np.asarray(params.eyes_pose, np.float64), settings.gaze_prior, fit.face_scale,
                        GAZE_LIMIT, iterations)
     return replace(params, eyes_pose=eyes)
 

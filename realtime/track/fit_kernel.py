@@ -12,18 +12,19 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
-def residuals_and_jacobian(x0, xd, xp, feature, coeffs, rots, cam_head, cam_offset, view_r, jd_cam, intrinsics,
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def residuals_and_jacobian(x0, xd, xp, moves, feature, coeffs, rots, cam_head, cam_offset, view_r, jd_cam, intrinsics,
                            obs, w, jaw_slot, jac, res, cam, with_jacobian=True):
     """Weighted residuals and their Jacobian for parameters [head turn (3), translation (3), jaw turn (3), coeffs (C)].
 
-    x0: (G, 3, L), xd: (G, 3, L, C), xp: (G, 3, L, Q) group bases (Q may be 0); feature: (Q,); coeffs: (C,)
+    x0: (G, 3, L), xd: (G, 3, L, C), xp: (G, 3, L, Q) group bases (Q may be 0); moves: (G, L) bool, whether group
+    g moves landmark l at all (group 0 always does); feature: (Q,); coeffs: (C,)
     rots: (G, 3, 3) group rotations relative to the head (rots[0] = I)
     cam_head: (3, 3) view rotation times head rotation; cam_offset: (3,) camera-space position of the head origin
     view_r: (3, 3) view rotation; jd_cam: (3, C) view rotation times the root joint's coefficient derivative
     intrinsics: (4,) fx, fy, cx, cy; obs: (L, 2) observed pixels; w: (L,) weight per landmark
     jaw_slot: the group index of the jaw, or -1
-    Fills jac: (P, 2L) with P = 9 + C (rows u then v of each landmark), res: (2L,) observed minus model, and
+    Fills jac: (2L, P) with P = 9 + C (rows: u of every landmark, then v), res: (2L,) observed minus model, and
     cam: (3, L) camera-space landmarks. Head and jaw turns are right-multiplied (R · exp(δ)).
     with_jacobian=False fills res and cam only.
     """
@@ -42,8 +43,12 @@ def residuals_and_jacobian(x0, xd, xp, feature, coeffs, rots, cam_head, cam_offs
     local = np.zeros(3)
     dcam = np.zeros(3)
     cross = np.zeros(3)
+    dc = np.zeros((3, n_coeffs))
     for l in range(n_lmk):
         for g in range(n_groups):
+            if not moves[g, l]:
+                xg[g, 0] = xg[g, 1] = xg[g, 2] = 0.0
+                continue
             for a in range(3):
                 s = x0[g, a, l]
                 for c in range(n_coeffs):
@@ -67,8 +72,9 @@ def residuals_and_jacobian(x0, xd, xp, feature, coeffs, rots, cam_head, cam_offs
         ux, uz = fx * inv_z, -fx * x * inv_z * inv_z
         vy, vz = fy * inv_z, -fy * y * inv_z * inv_z
         wl = w[l]
-        res[l] = (obs[l, 0] - (fx * x * inv_z + cx)) * wl
-        res[n_lmk + l] = (obs[l, 1] - (fy * y * inv_z + cy)) * wl
+        ru, rv = l, n_lmk + l
+        res[ru] = (obs[l, 0] - (fx * x * inv_z + cx)) * wl
+        res[rv] = (obs[l, 1] - (fy * y * inv_z + cy)) * wl
         if not with_jacobian:
             continue
         # head turn: cam_head · (e_k × local)
@@ -76,31 +82,36 @@ def residuals_and_jacobian(x0, xd, xp, feature, coeffs, rots, cam_head, cam_offs
             _axis_cross(k, local, cross)
             for a in range(3):
                 dcam[a] = cam_head[a, 0] * cross[0] + cam_head[a, 1] * cross[1] + cam_head[a, 2] * cross[2]
-            jac[k, l] = (ux * dcam[0] + uz * dcam[2]) * wl
-            jac[k, n_lmk + l] = (vy * dcam[1] + vz * dcam[2]) * wl
+            jac[ru, k] = (ux * dcam[0] + uz * dcam[2]) * wl
+            jac[rv, k] = (vy * dcam[1] + vz * dcam[2]) * wl
         for k in range(3):
-            jac[3 + k, l] = (ux * view_r[0, k] + uz * view_r[2, k]) * wl
-            jac[3 + k, n_lmk + l] = (vy * view_r[1, k] + vz * view_r[2, k]) * wl
+            jac[ru, 3 + k] = (ux * view_r[0, k] + uz * view_r[2, k]) * wl
+            jac[rv, 3 + k] = (vy * view_r[1, k] + vz * view_r[2, k]) * wl
         for k in range(3):
-            if jaw_slot >= 0:
+            if jaw_slot >= 0 and moves[jaw_slot, l]:
                 _axis_cross(k, xg[jaw_slot], cross)
                 for a in range(3):
                     dcam[a] = (group_cam[jaw_slot, a, 0] * cross[0] + group_cam[jaw_slot, a, 1] * cross[1]
                                + group_cam[jaw_slot, a, 2] * cross[2])
-                jac[6 + k, l] = (ux * dcam[0] + uz * dcam[2]) * wl
-                jac[6 + k, n_lmk + l] = (vy * dcam[1] + vz * dcam[2]) * wl
+                jac[ru, 6 + k] = (ux * dcam[0] + uz * dcam[2]) * wl
+                jac[rv, 6 + k] = (vy * dcam[1] + vz * dcam[2]) * wl
             else:
-                jac[6 + k, l] = 0.0
-                jac[6 + k, n_lmk + l] = 0.0
-        for c in range(n_coeffs):
+                jac[ru, 6 + k] = 0.0
+                jac[rv, 6 + k] = 0.0
+        # coefficients: Σ_g group_cam[g] · xd[g, :, l, :] + jd_cam
+        for a in range(3):
+            for c in range(n_coeffs):
+                dc[a, c] = jd_cam[a, c]
+        for g in range(n_groups):
+            if not moves[g, l]:
+                continue
             for a in range(3):
-                s = jd_cam[a, c]
-                for g in range(n_groups):
-                    s += (group_cam[g, a, 0] * xd[g, 0, l, c] + group_cam[g, a, 1] * xd[g, 1, l, c]
-                          + group_cam[g, a, 2] * xd[g, 2, l, c])
-                dcam[a] = s
-            jac[9 + c, l] = (ux * dcam[0] + uz * dcam[2]) * wl
-            jac[9 + c, n_lmk + l] = (vy * dcam[1] + vz * dcam[2]) * wl
+                m0, m1, m2 = group_cam[g, a, 0], group_cam[g, a, 1], group_cam[g, a, 2]
+                for c in range(n_coeffs):
+                    dc[a, c] += m0 * xd[g, 0, l, c] + m1 * xd[g, 1, l, c] + m2 * xd[g, 2, l, c]
+        for c in range(n_coeffs):
+            jac[ru, 9 + c] = (ux * dc[0, c] + uz * dc[2, c]) * wl
+            jac[rv, 9 + c] = (vy * dc[1, c] + vz * dc[2, c]) * wl
 
 
 @numba.njit(cache=True, nogil=True)
@@ -204,7 +215,7 @@ def box_qp(a, g, lo, hi, max_rounds):
 
 
 @numba.njit(cache=True, nogil=True)
-def gauss_newton(x0, xd, xp, j0_root, jd_root, groups, jaw_slot, view_r, view_t, intrinsics, obs, weights,
+def gauss_newton(x0, xd, xp, moves, j0_root, jd_root, groups, jaw_slot, view_r, view_t, intrinsics, obs, weights,
                  rotation, trans, jaw, eyes, coeffs, prior, temporal, jaw_lower, jaw_upper, lower, upper,
                  iterations, tolerance):
     """Gauss-Newton on [head turn, translation, jaw, coeffs] (see residuals_and_jacobian for the bases).
@@ -221,7 +232,7 @@ def gauss_newton(x0, xd, xp, j0_root, jd_root, groups, jaw_slot, view_r, view_t,
     n_par = 9 + n_coeffs
     n_groups = groups.shape[0]
     n_feat = xp.shape[3]
-    jac = np.empty((n_par, 2 * n_lmk))
+    jac = np.empty((2 * n_lmk, n_par))
     res = np.empty(2 * n_lmk)
     cam = np.empty((3, n_lmk))
     jd_cam = view_r @ jd_root
@@ -260,15 +271,15 @@ def gauss_newton(x0, xd, xp, j0_root, jd_root, groups, jaw_slot, view_r, view_t,
                 feature[27 + k] = eye_rots[1, k // 3, k % 3] - (1.0 if k // 3 == k % 3 else 0.0)
         offset = view_r @ (j0_root + jd_root @ coeffs + trans) + view_t
         final = it == iterations
-        residuals_and_jacobian(x0, xd, xp, feature, coeffs, rots, view_r @ head, offset, view_r, jd_cam,
+        residuals_and_jacobian(x0, xd, xp, moves, feature, coeffs, rots, view_r @ head, offset, view_r, jd_cam,
                                intrinsics, obs, w, jaw_slot, jac, res, cam, not final)
         if final:
             break
         steps += 1
         current[6:9] = jaw
         current[9:] = coeffs
-        grad = jac @ res - prior * current - temporal * (current - previous)
-        hess = jac @ jac.T
+        grad = jac.T @ res - prior * current - temporal * (current - previous)
+        hess = jac.T @ jac
         for i in range(n_par):
             hess[i, i] += damping[i]
         step = box_qp(hess, grad, low - current, high - current, 4 * n_par)

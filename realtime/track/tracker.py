@@ -246,8 +246,8 @@ class Tracker:
         if not self.calibrated:
             params = self._calibrate_step(params, points)
             if self.calibrated:  # the camera and identity just changed: gaze again with them
-                params = fit_gaze(self.basis, FitResult(params, np.zeros((len(self.basis.ids), 2)), 0), points,
-                                  self.camera, self.settings.fit)
+                refit = FitResult(params, np.zeros((len(self.basis.ids), 2)), 0, fit.face_scale)
+                params = fit_gaze(self.basis, refit, points, self.camera, self.settings.fit)
         self._state = params
         if self._recalibrate:
             params = self._fold_neutral(params)
