@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -197,6 +198,18 @@ def build_avatar(portrait, n_gaussians: int = DEMO_SETTINGS.n_gaussians,
         avatar, losses = refine(avatar, target, refine_steps, backend=use, params=prep.fit.view_params)
         say(f"refined {refine_steps} steps on {use} at {target.camera.width} px (L1 {losses[0]:.4f} -> "
             f"{losses[-1]:.4f}) in {time.perf_counter() - start:.1f} s")
+    return avatar
+
+
+def build_avatar_file(portrait: str | Path, out: str | Path, n_gaussians: int = DEMO_SETTINGS.n_gaussians,
+                      refine_steps: int = DEMO_SETTINGS.refine_steps, backend: str = "auto",
+                      log: Callable[[str], None] | None = None) -> Avatar:
+    """`build_avatar` from an image file, saved to `out` in the native format (.rtav), named after the file."""
+    from realtime.avatar.native import save_avatar
+
+    avatar = build_avatar(portrait, n_gaussians=n_gaussians, refine_steps=refine_steps, backend=backend,
+                          name=Path(portrait).stem, log=log)
+    save_avatar(avatar, out)
     return avatar
 
 
