@@ -250,6 +250,30 @@ def fold_identity(basis: LandmarkBasis, shape: np.ndarray, neutral: np.ndarray |
                    upper=basis.upper[:e], prior=basis.prior[:e], identity=shape.copy(), neutral=neutral.copy())
 
 
+def landmark_offsets(basis: LandmarkBasis, fits: list, camera: Camera) -> np.ndarray:
+    """(L, 3) head-local offsets that carry the basis' landmarks onto what was observed, averaged over `fits`
+    (FitResults of this basis): each residual is lifted to the landmark's depth, in the image plane, and turned
+    into the head's frame. Adding them (:func:`offset_landmarks`) makes the model match the person's own face
+    where the rig's identity space cannot."""
+    view_r = camera.viewmat[:3, :3]
+    total = np.zeros((len(basis.ids), 3))
+    for fit in fits:
+        world = landmark_points(basis, fit.params)                           # (3, L)
+        depth = (view_r @ world + camera.viewmat[:3, 3:4])[2]                # (L,)
+        lift = np.stack([fit.residual[:, 0] * depth / camera.K[0, 0], fit.residual[:, 1] * depth / camera.K[1, 1],
+                         np.zeros_like(depth)])                              # (3, L) camera axes
+        head = axis_angle_to_matrix(np.asarray(fit.params.rotation, np.float64))
+        total += (head.T @ view_r.T @ lift).T
+    return total / max(len(fits), 1)
+
+
+def offset_landmarks(basis: LandmarkBasis, offsets: np.ndarray) -> LandmarkBasis:
+    """The basis with (L, 3) head-local offsets added to its landmarks (they move rigidly with the head)."""
+    x0 = basis.x0.copy()
+    x0[0] += np.asarray(offsets, np.float64).T
+    return replace(basis, x0=x0)
+
+
 @dataclass(frozen=True)
 class FitSettings:
     """Weights of the fit, relative to landmark residuals measured in units of the face size in the image.
@@ -264,7 +288,7 @@ class FitSettings:
 
     iterations: int = 3
     cold_iterations: int = 12
-    expr_prior: float = 1e-3
+    expr_prior: float = 1e-2
     temporal: float = 1e-4
     jaw_prior: tuple[float, float, float] = (1e-3, 3e-2, 3e-2)
     gaze_prior: float = 1e-4

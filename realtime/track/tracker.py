@@ -23,7 +23,7 @@ from realtime.rig.model import Rig, RigParams
 from realtime.track import landmark_ids as mp_ids
 from realtime.track.filters import FilterSettings, RigParamsFilter
 from realtime.track.fit import (FitResult, FitSettings, LandmarkBasis, fit_frame, fit_gaze, fold_identity, initial_pose,
-                                landmark_basis, landmark_points, project)
+                                landmark_basis, landmark_offsets, landmark_points, offset_landmarks, project)
 from realtime.track.sources import Frame, check_frame_image
 
 DEFAULT_DISTANCE = 0.5  # metres from the default camera to the world origin before recentring
@@ -45,6 +45,11 @@ class TrackerSettings:
     hold_s: with no face, hold the last pose this long; ease_s: then ease to neutral over this long
     lost_residual: a fit whose mean landmark error exceeds this fraction of the inter-ocular distance counts as
     no face (the detector latched onto something else, or the fit failed)
+    neutral_at_calibration: the calibration frames show the person's neutral face: their mean expression is folded
+    into the identity and their mean jaw and gaze are subtracted, so a neutral face reads as zeros (False: only
+    the part of the expression below the tracking box is folded; `recalibrate_neutral()` does the full fold later)
+    landmark_offsets: after calibration, add to each fitted landmark the mean head-local offset between the fit
+    and the calibration frames (identity detail that the rig's identity shapes cannot express)
     max_faces: faces MediaPipe looks for; the largest is tracked
     filter: One-Euro settings, None for raw fits
     recentre: move the world origin to the head's place at calibration (only without a given camera)
@@ -54,6 +59,8 @@ class TrackerSettings:
     fov_candidates: tuple[float, ...] = (10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
     calibration_frames: int = 5
     n_shape: int = 50
+    neutral_at_calibration: bool = True
+    landmark_offsets: bool = True
     hold_s: float = 0.5
     ease_s: float = 1.0
     lost_residual: float = 0.25
@@ -130,6 +137,7 @@ class Tracker:
         self._calib_points: list[np.ndarray] = []
         self._filter = RigParamsFilter(rig.n_expr, settings.filter) if settings.filter is not None else None
         self._gaze_offset = np.zeros(6)
+        self._jaw_offset = np.zeros(3)
         self._recalibrate = False
         self.reset()
 
@@ -149,8 +157,8 @@ class Tracker:
         return self.basis is not self._calib_basis
 
     def recalibrate_neutral(self) -> None:
-        """Make the expression and gaze of the next frame with a face the neutral: they are folded into the
-        identity (expression) and subtracted (gaze), so that face then reads as all-zero parameters."""
+        """Make the expression, jaw and gaze of the next frame with a face the neutral: the expression is folded
+        into the identity and the angles subtracted, so that face then reads as all-zero parameters."""
         self._recalibrate = True
 
     def close(self) -> None:
@@ -208,8 +216,11 @@ class Tracker:
                            face_found=raw is not None, timings=timings, raw_params=raw, error_iod=error)
 
     def project(self, params: RigParams) -> np.ndarray:
-        """(L, 2) pixels of the fitted landmark ids (`self.basis.ids`) for `params` seen by `self.camera`."""
-        return project(self.camera, landmark_points(self.basis, params)).T
+        """(L, 2) pixels of the fitted landmark ids (`self.basis.ids`) for output `params` seen by `self.camera`
+        (the tracker's own model: neutral jaw and gaze offsets added back)."""
+        raw = replace(params, jaw_pose=np.asarray(params.jaw_pose, np.float64) + self._jaw_offset,
+                      eyes_pose=np.asarray(params.eyes_pose, np.float64) + self._gaze_offset)
+        return project(self.camera, landmark_points(self.basis, raw)).T
 
     # -- steps -----------------------------------------------------------------------------------------
     def _ensure_detector(self):
@@ -248,16 +259,19 @@ class Tracker:
             if self.calibrated:  # the camera and identity just changed: gaze again with them
                 refit = FitResult(params, np.zeros((len(self.basis.ids), 2)), 0, fit.face_scale)
                 params = fit_gaze(self.basis, refit, points, self.camera, self.settings.fit)
-        self._state = params
         if self._recalibrate:
-            params = self._fold_neutral(params)
-        out = replace(params, eyes_pose=params.eyes_pose - self._gaze_offset)
+            self._recalibrate = False
+            self._fold_neutral(params.expr, params.jaw_pose, params.eyes_pose)
+            params = replace(params, expr=np.zeros(self.rig.n_expr))
+        self._state = params
+        out = replace(params, eyes_pose=params.eyes_pose - self._gaze_offset,
+                      jaw_pose=params.jaw_pose - self._jaw_offset)
         return out, error
 
     def _calibrate_step(self, params: RigParams, points: np.ndarray) -> RigParams:
         """Collect one calibration frame; after `calibration_frames`, fit them all again with each candidate field
-        of view (when the camera was not given), keep the camera that fits best, hold the mean identity (and the
-        mean expression below the tracking box as the neutral) and recentre."""
+        of view (when the camera was not given), keep the camera that fits best, hold the mean identity, take the
+        neutral from them (see TrackerSettings.neutral_at_calibration) and recentre."""
         self._calib_points.append(points[:, :2].astype(np.float64))
         if len(self._calib_points) < self.settings.calibration_frames:
             return params
@@ -272,12 +286,26 @@ class Tracker:
             if best is None or error < best[0]:
                 best = (error, cam, fits)
         _, self.camera, fits = best
-        lower = self._tracking_bounds.lower[:self.rig.n_expr]
         shape = np.mean([f.params.shape for f in fits], axis=0)
-        neutral = np.mean([np.minimum(f.params.expr - lower, 0.0) for f in fits], axis=0)
-        self.basis = fold_identity(self._tracking_bounds, shape, neutral)
+        self.basis = fold_identity(self._tracking_bounds, shape)
+        if self.settings.neutral_at_calibration:
+            gazes = [fit_gaze(self._calib_basis, f, pts, self.camera, self.settings.fit).eyes_pose
+                     for f, pts in zip(fits, self._calib_points)]
+            self._fold_neutral(np.mean([f.params.expr for f in fits], axis=0),
+                               np.mean([f.params.jaw_pose for f in fits], axis=0), np.mean(gazes, axis=0))
+        else:
+            lower = self._tracking_bounds.lower[:self.rig.n_expr]
+            self._fold_neutral(np.mean([np.minimum(f.params.expr - lower, 0.0) for f in fits], axis=0),
+                               np.zeros(3), np.zeros(6))
         last = fits[-1].params
-        last = replace(last, shape=shape, expr=np.clip(last.expr - neutral, self.basis.lower, self.basis.upper))
+        expr = np.clip(last.expr - self.basis.neutral, self.basis.lower, self.basis.upper)
+        last = replace(last, shape=shape, expr=expr)
+        if self.settings.landmark_offsets:
+            refits = [fit_frame(self.basis, pts[self.basis.ids], self.camera, replace(f.params, shape=shape,
+                                expr=np.clip(f.params.expr - self.basis.neutral, self.basis.lower, self.basis.upper)),
+                                self.settings.fit, cold=True) for f, pts in zip(fits, self._calib_points)]
+            self.basis = offset_landmarks(self.basis, landmark_offsets(self.basis, refits, self.camera))
+            last = refits[-1].params
         if self._recentre:
             shift = np.asarray(last.translation, np.float64)
             view = self.camera.viewmat.copy()
@@ -297,15 +325,13 @@ class Tracker:
         return [replace(self.camera, K=intrinsics(self.camera.width, self.camera.height, fov))
                 for fov in self.settings.fov_candidates]
 
-    def _fold_neutral(self, params: RigParams) -> RigParams:
-        """Fold the current expression into the identity and take the current gaze as straight ahead."""
-        self._recalibrate = False
-        neutral = self.basis.neutral + np.asarray(params.expr, np.float64)
+    def _fold_neutral(self, expr: np.ndarray, jaw: np.ndarray, eyes: np.ndarray) -> None:
+        """From now on read `expr` (relative to the current neutral; folded into the identity), `jaw` and `eyes`
+        (raw fitted angles; subtracted) as the zero of the output."""
+        neutral = self.basis.neutral + np.asarray(expr, np.float64)
         self.basis = fold_identity(self.basis, self.basis.identity, neutral)
-        self._gaze_offset = self._gaze_offset + np.asarray(params.eyes_pose, np.float64)
-        params = replace(params, expr=np.zeros(self.rig.n_expr))
-        self._state = params
-        return params
+        self._jaw_offset = np.asarray(jaw, np.float64).copy()
+        self._gaze_offset = np.asarray(eyes, np.float64).copy()
 
     def _smooth(self, params: RigParams, time_s: float) -> RigParams:
         return self._filter(params, time_s) if self._filter is not None else params
