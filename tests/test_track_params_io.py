@@ -87,3 +87,27 @@ def test_bad_parameter_files_are_refused(tmp_path):
         load_params_npz(tmp_path / "ok.npz", other)
     with pytest.raises(ParamsFileError, match="no frames"):
         save_params_npz(tmp_path / "empty.npz", replace(good, frames=[]))
+
+
+def test_track_video_with_mediapipe_on_a_real_face(tmp_path):
+    import av
+    import cv2
+    from skimage.data import astronaut
+
+    from realtime.rig.builtin import builtin_rig
+
+    photo = astronaut()
+    path = tmp_path / "face.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for k in range(12):  # the face drifts right, 2 px a frame
+            shifted = cv2.warpAffine(photo, np.float32([[0.5, 0, 2 * k], [0, 0.5, 0]]), (256, 256))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(shifted, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    sequence = track_video(path, builtin_rig(), settings=TrackerSettings(filter=None))
+    assert len(sequence) == 12 and sequence.fps == pytest.approx(25) and sequence.face_found.all()
+    x = np.array([f.translation[0] for f in sequence.frames[5:]])  # after calibration: world x follows the face
+    assert np.all(np.diff(x) > 0)

@@ -179,3 +179,22 @@ def test_frame_without_a_face_and_bad_frames(builtin):
             tracker.track(np.zeros((240, 320, 3), np.float64))
         with pytest.raises(SourceError, match=r"\(H, W, 3\)"):
             tracker.track(np.zeros((240, 320), np.uint8))
+
+
+def test_rig_embedding_only_some_landmarks_is_tracked():
+    """FLAME's MediaPipe embedding covers about a hundred of the 478 ids (no irises): the tracker fits those."""
+    from realtime.rig.model import Rig
+    from realtime.track.landmark_ids import fit_ids
+
+    full = face_like_rig()
+    keep = np.isin(full.lmk_ids, fit_ids()[::2])  # no iris points, half of the contours
+    rig = Rig(**{**full.__dict__, "lmk_ids": full.lmk_ids[keep], "lmk_faces": full.lmk_faces[keep],
+                 "lmk_bary": full.lmk_bary[keep]})
+    cam = camera()
+    truth = pose(rig, seed=5)
+    points = observe(full, truth, cam)  # MediaPipe gives all 478 points; the rig embeds some of them
+    tracker = Tracker(rig, detector=object(), camera=cam, settings=replace(RAW, calibration_frames=0))
+    assert len(tracker.basis.ids) == keep.sum()
+    result = tracker.track_landmarks(points, 0.0, (512, 512))
+    assert result.face_found and rotation_error_deg(result.params.rotation, truth.rotation) < 1.0
+    assert np.all(np.isfinite(result.params.eyes_pose))

@@ -51,6 +51,7 @@ class TrackerSettings:
     landmark_offsets: after calibration, add to each fitted landmark the mean head-local offset between the fit
     and the calibration frames (identity detail that the rig's identity shapes cannot express)
     max_faces: faces MediaPipe looks for; the largest is tracked
+    model_path: a MediaPipe FaceLandmarker `.task` file to use instead of the bundled FaceMesh (never downloaded)
     filter: One-Euro settings, None for raw fits
     recentre: move the world origin to the head's place at calibration (only without a given camera)
     """
@@ -65,6 +66,7 @@ class TrackerSettings:
     ease_s: float = 1.0
     lost_residual: float = 0.25
     max_faces: int = 2
+    model_path: str | None = None
     fit: FitSettings = field(default_factory=FitSettings)
     filter: FilterSettings | None = field(default_factory=FilterSettings)
     recentre: bool = True
@@ -227,7 +229,8 @@ class Tracker:
         if self._detector is None:
             from realtime.landmarks import LandmarkDetector
 
-            self._detector = LandmarkDetector(static_image_mode=False, max_faces=self.settings.max_faces)
+            self._detector = LandmarkDetector(static_image_mode=False, max_faces=self.settings.max_faces,
+                                              model_path=self.settings.model_path)
         return self._detector
 
     def _ensure_camera(self, image_size: tuple[int, int]) -> None:
