@@ -38,7 +38,7 @@ from realtime.rig.model import Rig
 from realtime.track import landmark_ids as mp_ids
 
 # Bump whenever the builder's output for the same input changes (it keys the demo avatar's cache).
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 
 REGION_IMPORTANCE = np.array([3.0, 0.6, 1.0, 2.0, 4.0])  # Gaussian density by region: face, scalp, mouth, teeth, eye
 INITIAL_OPACITY = 0.95

@@ -5,8 +5,9 @@
    is the (slightly blurred) photo there, trusted by how squarely its triangle faces the camera.
 2. Mirror: a Gaussian the photo sees badly takes the colour of the nearest well-seen Gaussian at
    its mirror position (x -> -x, the rig's plane of symmetry), blended by the two trusts.
-3. Fill: what neither reaches gets its region's tone: skin (median of the seen face), hair (median
-   of the seen scalp above the forehead), a darker skin for the neck, a dark mouth interior,
+3. Hair: unseen scalp above the ears copies the seen hair's texture, mirror-repeated round the head.
+4. Fill: what none of these reaches gets its region's tone: skin (median of the seen face), hair
+   (median of the seen scalp above the brows), a darker skin for the neck, a dark mouth interior,
    off-white teeth, white of the eyes; then a diffusion over the Gaussians' neighbourhood graph
    blends the fill into the seen colours so no seam shows.
 """
@@ -119,6 +120,29 @@ def diffuse(rest_means: np.ndarray, colours: np.ndarray, trust: np.ndarray, prio
     return x
 
 
+def wrap_texture(points: np.ndarray, colours: np.ndarray, source: np.ndarray, target: np.ndarray,
+                 centre: np.ndarray) -> np.ndarray:
+    """Colours for the `target` points copied from the `source` points (both (N,) bool masks over points
+    (N, 3) with colours (N, 3)), so that an unseen stretch of scalp carries the seen hair's texture.
+
+    In azimuth (about the vertical axis through `centre`, 0 facing +z) and elevation, each target's azimuth
+    is folded back and forth (mirror-repeat) into the azimuth range the sources cover, its elevation kept
+    above the lowest 40% of the sources', and the target takes the colour of the nearest source there. Mirroring at the edges keeps the copy continuous with what is
+    seen. Returns (T, 3) colours in the order of np.flatnonzero(target).
+    """
+    rel = points - centre
+    azimuth = np.arctan2(rel[:, 0], rel[:, 2])
+    elevation = np.arctan2(rel[:, 1], np.hypot(rel[:, 0], rel[:, 2]))
+    lo, hi = np.percentile(azimuth[source], [2, 98])
+    u = np.mod((azimuth[target] - lo) / max(hi - lo, 1e-6), 2.0)
+    folded = lo + (hi - lo) * np.where(u > 1, 2 - u, u)
+    tree = cKDTree(np.stack([azimuth[source], elevation[source]], 1))
+    # the lowest seen hair borders the face (fringe tips, temples): copy from the hair above it
+    floor = np.percentile(elevation[source], 40)
+    _, idx = tree.query(np.stack([folded, np.maximum(elevation[target], floor)], 1))
+    return colours[source][idx]
+
+
 def _median(colours: np.ndarray, mask: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return np.median(colours[mask], axis=0) if np.count_nonzero(mask) >= 10 else fallback
 
@@ -151,8 +175,9 @@ def colour_gaussians(means: np.ndarray, rest_means: np.ndarray, normals: np.ndar
     (for mirroring, fill regions and neighbourhoods); normals: (N, 3) unit triangle normals (posed);
     binding: (N,) faces; regions: (F,) per-face labels (FACE, SCALP, MOUTH, TEETH, EYE); vertices: (V, 3)
     posed mesh; faces: (F, 3); camera: the portrait's; image: (H, W, 3) float in [0, 1];
-    person: (H, W) person probability; hair_line_y / neck_line_y: rest-space heights above which the
-    scalp is hair and below which it is neck.
+    person: (H, W) person probability; hair_line_y: rest-space height above which the seen scalp is hair
+    (the brows); neck_line_y: below it the scalp is neck (the chin); unseen hair reaches down to a quarter
+    of the way from the chin to the brows (the nape).
     """
     direct, trust, facing = direct_colours(means, normals, binding, vertices, faces, camera, image, person)
     region = regions[binding]
@@ -169,8 +194,17 @@ def colour_gaussians(means: np.ndarray, rest_means: np.ndarray, normals: np.ndar
     seen = trust >= 0.5
     extent = np.linalg.norm(rest_means.max(0) - rest_means.min(0))
     colours, trust = mirror_fill(rest_means, direct, trust, max_distance=0.02 * extent)
-    hairiness = _smoothstep(y, neck_line_y, hair_line_y)[:, None]
+    nape = neck_line_y + 0.25 * (hair_line_y - neck_line_y)
+    hairiness = _smoothstep(y, neck_line_y - 0.25 * (hair_line_y - neck_line_y), nape)[:, None]
     scalp_tone = hairiness * hair + (1 - hairiness) * skin * NECK_SHADE
+    # the unseen hair takes the seen hair's texture (held half as firmly as a photo colour)
+    hair_like = tone_match(direct, np.stack([hair * 0.6, hair, np.minimum(hair * 1.4, 1.0)])) > 0.5
+    source = scalp & seen & (y > hair_line_y) & hair_like
+    unseen = scalp & (trust < 0.5) & (hairiness[:, 0] > 0.5)
+    if np.count_nonzero(source) >= 20 and np.any(unseen):
+        centre = rest_means[scalp].mean(0)
+        colours[unseen] = wrap_texture(rest_means, direct, source, unseen, centre)
+        trust[unseen] = 0.5 * hairiness[unseen, 0]
     prior = np.select([region[:, None] == MOUTH, region[:, None] == TEETH, region[:, None] == EYE,
                        region[:, None] == SCALP], [MOUTH_COLOUR, TEETH_COLOUR, SCLERA_COLOUR, scalp_tone], skin)
     # the mouth's inside and the teeth take their fill directly (no diffusion from the lips into them)
