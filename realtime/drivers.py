@@ -1,0 +1,99 @@
+"""Built-in parameter drivers: `still`, `turntable` and `tour` (an expression tour).
+
+A driver is a sequence of RigParams at a frame rate. The tour names ARKit-style
+expressions; on a rig without those names (FLAME) it drives its leading
+expression components instead, so every rig moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.rig.model import Rig, RigParams
+
+BUILTIN_DRIVERS = ("still", "turntable", "tour")
+
+
+@dataclass
+class Driver:
+    """frames: the parameter set of each output frame; fps: their rate."""
+
+    frames: list[RigParams]
+    fps: float
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _bump(t: np.ndarray, start: float, length: float) -> np.ndarray:
+    """A raised-cosine pulse from 0 up to 1 and back over [start, start + length] seconds."""
+    x = np.clip((t - start) / length, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(2 * np.pi * x)
+
+
+def _expression_index(rig: Rig, name: str, fallback: int) -> int | None:
+    if name in rig.expr_names:
+        return rig.expr_names.index(name)
+    return fallback if fallback < rig.n_expr else None
+
+
+# (expression name, fallback component on rigs without names, start s, length s, weight)
+_TOUR_EXPRESSIONS = (
+    ("eyeBlinkLeft", 0, 1.0, 0.4, 1.0), ("eyeBlinkRight", 0, 1.0, 0.4, 1.0),
+    ("mouthSmileLeft", 1, 2.0, 1.5, 1.0), ("mouthSmileRight", 1, 2.0, 1.5, 1.0),
+    ("browInnerUp", 2, 3.5, 1.2, 1.0), ("browOuterUpLeft", 2, 3.5, 1.2, 0.8), ("browOuterUpRight", 2, 3.5, 1.2, 0.8),
+    ("mouthPucker", 3, 5.0, 1.0, 1.0), ("eyeBlinkLeft", 0, 6.2, 0.4, 1.0), ("eyeBlinkRight", 0, 6.2, 0.4, 1.0),
+    ("cheekPuff", 4, 7.5, 1.0, 0.8),
+)
+
+
+def tour(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 10.0) -> Driver:
+    """An expression tour: jaw open and close, blinks, smile, brows, pucker, cheek puff, then head yaw, pitch, roll."""
+    t = np.arange(int(round(seconds * fps))) / fps
+    expr = np.zeros((len(t), rig.n_expr))
+    for name, fallback, start, length, weight in _TOUR_EXPRESSIONS:
+        index = _expression_index(rig, name, fallback)
+        if index is not None:
+            expr[:, index] = np.maximum(expr[:, index], weight * _bump(t, start, length))
+    jaw = 0.35 * _bump(t, 0.0, 1.0)
+    yaw = np.radians(30) * np.sin(2 * np.pi * np.clip((t - 6.0) / 2.0, 0, 1))
+    pitch = np.radians(15) * np.sin(2 * np.pi * np.clip((t - 8.0) / 1.0, 0, 1))
+    roll = np.radians(15) * np.sin(2 * np.pi * np.clip((t - 9.0) / 1.0, 0, 1))
+    frames = []
+    for i in range(len(t)):
+        p = RigParams.neutral(rig)
+        p.shape = shape.astype(np.float32)
+        p.expr = expr[i].astype(np.float32)
+        p.jaw_pose = np.array([jaw[i], 0, 0], np.float32)
+        p.rotation = np.array([pitch[i], yaw[i], roll[i]], np.float32)
+        frames.append(p)
+    return Driver(frames=frames, fps=fps)
+
+
+def turntable(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 6.0) -> Driver:
+    """One full turn of the head about the vertical axis."""
+    n = int(round(seconds * fps))
+    frames = []
+    for i in range(n):
+        p = RigParams.neutral(rig)
+        p.shape = shape.astype(np.float32)
+        p.rotation = np.array([0, 2 * np.pi * i / n, 0], np.float32)
+        frames.append(p)
+    return Driver(frames=frames, fps=fps)
+
+
+def still(rig: Rig, shape: np.ndarray, fps: float = 25.0) -> Driver:
+    """One frame at rest."""
+    p = RigParams.neutral(rig)
+    p.shape = shape.astype(np.float32)
+    return Driver(frames=[p], fps=fps)
+
+
+def builtin_driver(name: str, rig: Rig, shape: np.ndarray) -> Driver:
+    """The built-in driver called `name` (one of BUILTIN_DRIVERS)."""
+    makers = {"still": still, "turntable": turntable, "tour": tour}
+    if name not in makers:
+        raise ValueError(f"unknown built-in driver {name!r}; expected one of {', '.join(BUILTIN_DRIVERS)}")
+    return makers[name](rig, shape)
