@@ -33,11 +33,10 @@ NECK_SHADE = 0.82  # the neck's skin is in the chin's shadow
 @dataclass
 class ColourResult:
     """colours: (N, 3) float32 RGB in [0, 1]; trust: (N,) float32 in [0, 1] how much the photo saw each
-    Gaussian (after mirroring); seen: (N,) bool seen directly; tones: the fill tones used, by name."""
+    Gaussian (after mirroring and the hair texture); tones: the fill tones used, by name."""
 
     colours: np.ndarray
     trust: np.ndarray
-    seen: np.ndarray
     tones: dict[str, np.ndarray]
 
 
@@ -214,4 +213,4 @@ def colour_gaussians(means: np.ndarray, rest_means: np.ndarray, normals: np.ndar
     tones = {"skin": skin, "hair": hair, "neck": neck_tone, "mouth": MOUTH_COLOUR, "teeth": TEETH_COLOUR,
              "sclera": SCLERA_COLOUR}
     return ColourResult(colours=np.clip(result, 0, 1).astype(np.float32), trust=trust.astype(np.float32),
-                        seen=seen, tones=tones)
+                        tones=tones)

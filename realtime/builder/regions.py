@@ -18,7 +18,6 @@ from realtime.rig.model import Rig
 
 # per-face region labels, in increasing priority (a triangle takes its most specific corner's label)
 FACE, SCALP, MOUTH, TEETH, EYE = 0, 1, 2, 3, 4
-REGION_NAMES = ("face", "scalp", "mouth", "teeth", "eye")
 
 
 def _components(n: int, edges: np.ndarray) -> np.ndarray:
