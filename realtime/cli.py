@@ -32,6 +32,31 @@ def _cmd_avatar_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_track(args: argparse.Namespace) -> int:
+    from realtime.library import resolve_avatar
+    from realtime.track.params_io import save_params_npz, track_video
+
+    avatar, _ = resolve_avatar(args.avatar)
+    sequence = track_video(args.video, avatar.rig, progress=not args.quiet)
+    save_params_npz(args.out, sequence)
+    print(f"wrote {args.out}: {len(sequence)} frames at {sequence.fps:g} fps, "
+          f"face found in {int(sequence.face_found.sum())}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from realtime.live import serve_main
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("aioice", "aiortc", "websockets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    serve_main(args.avatar or ["demo"], args.driver, args.host, args.port, args.token, args.size, args.backend,
+               args.max_sessions)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="realtime", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(run=_cmd_render)
+
+    track = sub.add_parser("track", help="track a face video into rig parameters (.npz)")
+    track.add_argument("video", help="a face video")
+    track.add_argument("--out", required=True, help="PARAMS.npz to write")
+    track.add_argument("--avatar", default="demo", help="the avatar whose rig to fit (default: demo)")
+    track.add_argument("--quiet", action="store_true", help="no progress bar")
+    track.set_defaults(run=_cmd_track)
+
+    serve = sub.add_parser("serve", help="serve the live avatar over WebRTC to browsers")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    serve.add_argument("--avatar", action="append",
+                       help="avatar file or 'demo' (default); repeat to offer several to switch between")
+    serve.add_argument("--driver", default="browser",
+                       help="browser (default; the expression tour plays until a browser sends its camera) | "
+                            "webcam[:N] | tour | VIDEO")
+    serve.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
+    serve.add_argument("--size", type=int, default=256, help="output frame size, square (default 256)")
+    serve.add_argument("--token", default=None, help="access token; required to listen beyond 127.0.0.1")
+    serve.add_argument("--max-sessions", type=int, default=8, help="concurrent viewers + sender (default 8)")
+    serve.set_defaults(run=_cmd_serve)
 
     avatar = sub.add_parser("avatar", help="make avatars").add_subparsers(dest="avatar_command", required=True)
     build = avatar.add_parser("build", help="build an avatar from one portrait photo")

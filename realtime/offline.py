@@ -7,42 +7,40 @@ at the driver's frame rate, so input and output compare frame by frame.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
-
 import av
 import numpy as np
 
 from realtime.avatar.gaussians import Avatar
-from realtime.drivers import BUILTIN_DRIVERS, Driver, builtin_driver
+from realtime.drivers import BUILTIN_DRIVERS, builtin_driver
 from realtime.pipeline import AvatarPainter, drive
 from realtime.rig.model import RigParams
+from realtime.track.params_io import load_params_npz, track_video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
 
-def load_driver(spec: str, avatar: Avatar) -> tuple[Iterator[RigParams], int, float]:
-    """Resolve a driver spec to (parameter iterator, frame count, fps).
+def load_driver(spec: str, avatar: Avatar, progress: bool = False) -> tuple[list[RigParams], float]:
+    """Resolve a driver spec to (one RigParams per output frame, fps).
 
     spec: a built-in name (still, turntable, tour), a parameter file (.npz, as `realtime track` writes),
-    or a face video (tracked frame by frame).
+    or a face video (tracked frame by frame with the avatar's rig). Tracked parameters drive the avatar's own
+    identity: their `shape` (the driving person's) is replaced by the avatar's.
     """
     if spec in BUILTIN_DRIVERS:
         driver = builtin_driver(spec, avatar.rig, avatar.shape)
-        return iter(driver.frames), len(driver), driver.fps
+        return driver.frames, driver.fps
     path = Path(spec)
-    if not path.exists():
-        raise ValueError(f"driver {spec!r} is neither a built-in driver ({', '.join(BUILTIN_DRIVERS)}) nor a file")
-    if path.suffix.lower() == ".npz":
-        from realtime.track.params_io import load_params_npz
-
-        driver = load_params_npz(path, avatar.rig, shape=avatar.shape)
-        return iter(driver.frames), len(driver), driver.fps
-    if path.suffix.lower() in VIDEO_SUFFIXES:
-        from realtime.track.video import track_video_params
-
-        frames, count, fps = track_video_params(path, avatar.rig, shape=avatar.shape)
-        return frames, count, fps
-    raise ValueError(f"driver file {spec!r}: expected .npz parameters or a video ({', '.join(VIDEO_SUFFIXES)})")
+    suffix = path.suffix.lower()
+    if suffix not in (".npz",) + VIDEO_SUFFIXES:
+        raise ValueError(f"driver {spec!r} is neither a built-in driver ({', '.join(BUILTIN_DRIVERS)}), "
+                         f"a parameter file (.npz) nor a video ({', '.join(VIDEO_SUFFIXES)})")
+    if suffix == ".npz":
+        sequence = load_params_npz(path, avatar.rig)
+    else:
+        sequence = track_video(path, avatar.rig, progress=progress)
+    for params in sequence.frames:
+        params.shape = avatar.shape.astype(np.float32)
+    return sequence.frames, sequence.fps
 
 
 def write_png(image: np.ndarray, path: Path) -> None:
@@ -93,21 +91,20 @@ def render_to_file(avatar: Avatar, driver: str, out: str | Path, size: int = 512
         raise ValueError(f"--out must end in .mp4 or .png, got {out.name!r}")
     if not 16 <= size <= 4096 or size % 2:
         raise ValueError(f"--size must be an even number of pixels between 16 and 4096, got {size}")
-    frames, count, fps = load_driver(driver, avatar)
+    frames, fps = load_driver(driver, avatar, progress=progress)
+    if not frames:
+        raise ValueError(f"driver {driver!r} gave no frames")
     camera = avatar.camera.resized(size, size)
     painter = AvatarPainter(avatar, camera, backend=backend)
     pictures = drive(frames, painter)
     if suffix == ".png":
-        image, _ = next(pictures)
-        write_png(image, out)
+        write_png(next(pictures).image, out)
         return 1
     from tqdm import tqdm
 
     written = 0
     with Mp4Writer(out, size, size, fps) as writer:
-        for image, _ in tqdm(pictures, total=count, unit="frame", disable=not progress, desc=out.name):
-            writer.write(image)
+        for frame in tqdm(pictures, total=len(frames), unit="frame", disable=not progress, desc=out.name):
+            writer.write(frame.image)
             written += 1
-    if written == 0:
-        raise ValueError(f"driver {driver!r} gave no frames")
     return written

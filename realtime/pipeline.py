@@ -152,10 +152,12 @@ class LivePipeline:
         self._new_painter: AvatarPainter | None = None
         self._recent = deque(maxlen=120)  # (output time ns, timings, capture ns) of recent frames, for stats
         self.faces_lost = 0
+        self.last_input_ns = 0  # capture time of the newest camera frame pushed in
 
     # -- inputs ------------------------------------------------------------------------------------------
     def push_input(self, image: np.ndarray, capture_ts_ns: int) -> None:
         """A camera frame (H, W, 3) uint8 RGB captured at `capture_ts_ns`; never blocks."""
+        self.last_input_ns = capture_ts_ns
         self._images.put((image, capture_ts_ns))
 
     def push_params(self, params: RigParams, capture_ts_ns: int | None = None) -> None:
@@ -242,8 +244,7 @@ class LivePipeline:
             if self._new_painter is not None:
                 self.painter, self._new_painter = self._new_painter, None
             params, capture_ns, timings = item
-            if params.shape.shape != self.painter.avatar.shape.shape or self._tracker_factory is None:
-                params.shape = self.painter.avatar.shape.astype(np.float32)
+            params.shape = self.painter.avatar.shape.astype(np.float32)  # the avatar's identity, not the driver's
             image = self.painter.draw(params, timings)
             with self._out_cond:
                 index = 0 if self._output is None else self._output.index + 1

@@ -1,0 +1,88 @@
+"""`realtime serve`: the live loop behind the WebRTC server.
+
+Drivers:
+    browser        the browser's camera (a 'sender' page) drives the avatar; while no sender streams,
+                   the built-in expression tour plays, so the demo always moves (default)
+    webcam[:N]     an OpenCV camera on this machine (device N, default 0)
+    tour           the built-in expression tour, looped
+    VIDEO          a face video file, played in a loop at its own frame rate, as if it were a camera
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from pathlib import Path
+
+from realtime.drivers import tour
+from realtime.feeds import DriverFeed, Feed, VideoFeed, WebcamFeed
+from realtime.library import resolve_avatar
+from realtime.pipeline import AvatarPainter, LivePipeline
+
+log = logging.getLogger("realtime.live")
+
+
+def _tracker_factory(rig):
+    from realtime.track.tracker import Tracker
+
+    return Tracker(rig)
+
+
+def build_live(avatar_specs: list[str], driver: str, size: int, backend: str) -> tuple[LivePipeline, Feed]:
+    """The pipeline and its feed for `driver` (see the module doc), drawing the first of `avatar_specs`."""
+    if size % 2 or not 128 <= size <= 2048:
+        raise ValueError(f"--size must be an even number of pixels between 128 and 2048, got {size}")
+    avatars = {spec: resolve_avatar(spec)[0] for spec in avatar_specs}
+    first = avatars[avatar_specs[0]]
+    painter = AvatarPainter(first, first.camera.resized(size, size), backend=backend)
+    tracks = driver != "tour"
+    pipeline = LivePipeline(painter, tracker_factory=_tracker_factory if tracks else None,
+                            avatar_loader=avatars.__getitem__, avatar_names=list(avatars))
+    if driver in ("browser", "tour"):
+        feed: Feed = DriverFeed(pipeline, tour(first.rig, first.shape), pause_while_camera=(driver == "browser"))
+    elif driver == "webcam" or driver.startswith("webcam:"):
+        device = driver.partition(":")[2] or "0"
+        if not device.isdigit():
+            raise ValueError(f"--driver webcam:N needs a device number, got {driver!r}")
+        feed = WebcamFeed(pipeline, int(device))
+    elif Path(driver).is_file():
+        feed = VideoFeed(pipeline, driver)
+    else:
+        raise ValueError(f"--driver must be browser, webcam[:N], tour or a video file; {driver!r} is none of these")
+    return pipeline, feed
+
+
+async def run_server(pipeline: LivePipeline, feed: Feed, host: str, port: int, token: str | None,
+                     stop: asyncio.Event, **options) -> None:
+    """Start the pipeline, its feed and the server; run until `stop` is set; then shut all down."""
+    from realtime.stream.server import StreamServer
+
+    pipeline.start()
+    feed.start()
+    try:
+        async with StreamServer(pipeline, host, port, token, **options) as server:
+            print(f"serving on {server.url}  (viewer-only page: {server.page_url('view')})", flush=True)
+            await stop.wait()
+    finally:
+        feed.stop()
+        pipeline.stop()
+
+
+def serve_main(avatar_specs: list[str], driver: str, host: str, port: int, token: str | None, size: int,
+               backend: str, max_sessions: int) -> None:
+    from realtime.stream.server import check_bind
+
+    check_bind(host, token)  # before the minutes an avatar build may take
+    started = time.monotonic()
+    pipeline, feed = build_live(avatar_specs, driver, size, backend)
+    log.info("avatar ready in %.1f s (backend %s)", time.monotonic() - started, pipeline.painter.backend)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await run_server(pipeline, feed, host, port, token, stop, max_sessions=max_sessions)
+
+    asyncio.run(main())
