@@ -278,21 +278,22 @@ def offset_landmarks(basis: LandmarkBasis, offsets: np.ndarray) -> LandmarkBasis
 class FitSettings:
     """Weights of the fit, relative to landmark residuals measured in units of the face size in the image.
 
-    iterations:     Gauss-Newton steps per frame (a cold start takes `cold_iterations`)
+    iterations:     most Gauss-Newton steps per frame (a cold start takes up to `cold_iterations`); warm-started
+                    video frames mostly stop after two or three
     expr_prior:     pull of each coefficient towards zero (times basis.prior)
     temporal:       pull of every coefficient and angle towards the previous frame's value
     jaw_prior:      (3,) pull of the jaw angles (x opens) towards rest
     gaze_prior:     pull of each eye angle towards rest
-    tolerance:      stop when the step's largest entry falls below this
+    tolerance:      stop when the step's largest entry (radians, metres, coefficients) falls below this
     """
 
-    iterations: int = 3
+    iterations: int = 4
     cold_iterations: int = 12
     expr_prior: float = 1e-2
     temporal: float = 1e-4
     jaw_prior: tuple[float, float, float] = (1e-3, 3e-2, 3e-2)
     gaze_prior: float = 1e-4
-    tolerance: float = 1e-5
+    tolerance: float = 1e-3
 
 
 @dataclass
