@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -33,6 +34,7 @@ _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _F2 = np.float32(2.0)
 _HALF = np.float32(0.5)
+_CHUNK = 2048  # Gaussians per chunk of parallel work
 
 
 @dataclass
@@ -57,9 +59,10 @@ def project(means: np.ndarray, quats: np.ndarray, scales: np.ndarray, opacities:
     means: (N, 3), quats: (N, 4) (w, x, y, z) any norm, scales: (N, 3), opacities: (N,), sh: (N, K, 3)
     with K >= (sh_degree + 1)^2, viewmat: (4, 4) world-to-camera, K: (3, 3); all float32 and C-contiguous.
     """
-    out = _project(means, quats, scales, opacities, sh, np.int64(sh_degree), viewmat, K, np.int64(width),
-                   np.int64(height), np.float32(EPS2D), np.float32(NEAR_PLANE), np.float32(FAR_PLANE),
-                   bool(antialiased))
+    with numba.parallel_chunksize(_CHUNK):  # threads take chunks as they come free: robust when a core is busy
+        out = _project(means, quats, scales, opacities, sh, np.int64(sh_degree), viewmat, K, np.int64(width),
+                       np.int64(height), np.float32(EPS2D), np.float32(NEAR_PLANE), np.float32(FAR_PLANE),
+                       bool(antialiased))
     return Projected(*out)
 
 
