@@ -32,6 +32,19 @@ def _cmd_avatar_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_avatar_import(args: argparse.Namespace) -> int:
+    from realtime.avatar.gaussian_avatars import import_gaussian_avatars
+    from realtime.avatar.native import save_avatar
+    from realtime.rig.flame import load_flame
+
+    flame = load_flame(args.flame, landmark_embedding=args.landmarks)
+    avatar = import_gaussian_avatars(args.gaussian_avatars, flame)
+    save_avatar(avatar, args.out)
+    print(f"wrote {args.out} ({avatar.n_gaussians} Gaussians on {avatar.rig.name}, "
+          f"{avatar.rig.n_faces} faces with teeth)")
+    return 0
+
+
 def _cmd_track(args: argparse.Namespace) -> int:
     from realtime.library import resolve_avatar
     from realtime.track.params_io import save_params_npz, track_video
@@ -106,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto",
                        help="refinement on gsplat (cuda) or the CPU (default: auto)")
     build.set_defaults(run=_cmd_avatar_build)
+    imp = avatar.add_parser("import", help="import a GaussianAvatars export (point_cloud.ply + flame_param.npz)")
+    imp.add_argument("--gaussian-avatars", required=True, metavar="FOLDER",
+                     help="folder holding point_cloud.ply and flame_param.npz (or the .ply itself)")
+    imp.add_argument("--flame", required=True, metavar="MODEL.pkl",
+                     help="the FLAME 2023 model pickle you downloaded after accepting its licence")
+    imp.add_argument("--landmarks", metavar="EMBEDDING.npz",
+                     help="MediaPipe landmark embedding for FLAME (lmk_face_idx, lmk_b_coords, landmark_indices); "
+                          "needed to drive the avatar from a camera")
+    imp.add_argument("--out", required=True, help="AVATAR file to write (.rtav)")
+    imp.set_defaults(run=_cmd_avatar_import)
     return parser
 
 
