@@ -98,8 +98,12 @@ def test_implausible_landmarks_count_as_no_face():
     bad = tracker.track_landmarks(junk, 0.1, (512, 512))
     assert good.face_found and not bad.face_found
     np.testing.assert_array_equal(bad.params.rotation, good.params.rotation)  # held
+    for degenerate in (np.full((478, 2), 100.0), np.zeros((478, 3))):  # every point in one place
+        assert not tracker.track_landmarks(degenerate, 0.15, (512, 512)).face_found
     with pytest.raises(ValueError, match="landmarks must be"):
         tracker.track_landmarks(np.zeros((68, 2)), 0.2, (512, 512))
+    with pytest.raises(ValueError, match="NaN"):
+        tracker.track_landmarks(np.full((478, 2), np.nan), 0.3, (512, 512))
 
 
 def test_recalibrated_neutral_reads_as_zero():

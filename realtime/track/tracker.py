@@ -27,6 +27,7 @@ from realtime.track.fit import (FitResult, FitSettings, LandmarkBasis, fit_frame
 from realtime.track.sources import Frame, check_frame_image
 
 DEFAULT_DISTANCE = 0.5  # metres from the default camera to the world origin before recentring
+MIN_FACE_PX = 2.0  # faces whose eyes or landmark extent span less than this many pixels are not fitted
 CALIBRATION_REACH = 1.0  # how far below their tracking box activations may go while calibrating
 
 
@@ -201,6 +202,8 @@ class Tracker:
             points = np.asarray(points)
             if points.ndim != 2 or points.shape[0] != mp_ids.N_LANDMARKS or points.shape[1] < 2:
                 raise ValueError(f"landmarks must be ({mp_ids.N_LANDMARKS}, 2 or 3), got {points.shape}")
+            if not np.all(np.isfinite(points[:, :2])):
+                raise ValueError("landmarks hold NaN or infinite values")
             with _BlasLimit():
                 raw, error = self._fit(points)
         fitted = time.perf_counter()
@@ -245,15 +248,23 @@ class Tracker:
                                  height=height)
 
     def _fit(self, points: np.ndarray) -> tuple[RigParams | None, float | None]:
-        """The raw fit of one face, or (None, None) when the fit is rejected."""
+        """The raw fit of one face, or (None, None) when the fit is rejected: a face smaller than MIN_FACE_PX
+        (degenerate points), a fit that failed numerically, or one that does not match the points."""
         basis = self.basis
         obs = points[basis.ids, :2]
+        iod = interocular_distance(points)
+        if iod < MIN_FACE_PX or np.ptp(obs, axis=0).min() < MIN_FACE_PX:
+            self._state = None
+            return None, None
         cold = self._state is None
         init = initial_pose(basis, obs, self.camera) if cold else self._state
-        fit = fit_frame(basis, obs, self.camera, init, self.settings.fit, cold=cold)
-        params = fit_gaze(basis, fit, points, self.camera, self.settings.fit)
-        iod = interocular_distance(points)
-        error = float(np.mean(np.linalg.norm(fit.residual, axis=1)) / max(iod, 1e-6))
+        try:
+            fit = fit_frame(basis, obs, self.camera, init, self.settings.fit, cold=cold)
+            params = fit_gaze(basis, fit, points, self.camera, self.settings.fit)
+        except np.linalg.LinAlgError:  # the solve met NaN: the fit ran away (points behind the camera)
+            self._state = None
+            return None, None
+        error = float(np.mean(np.linalg.norm(fit.residual, axis=1)) / iod)
         if not np.isfinite(error) or error > self.settings.lost_residual:
             self._state = None
             return None, None
