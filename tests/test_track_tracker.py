@@ -31,7 +31,7 @@ def test_calibration_recentres_and_reprojects():
     cam = camera()
     points = observe(rig, truth, cam)
     # no camera given: one with the assumed field of view (that of the test camera) is made
-    tracker = Tracker(rig, detector=object(), settings=replace(RAW, fov_x_deg=40.0, fov_candidates=()))
+    tracker = Tracker(rig, detector=object(), settings=replace(RAW, fov_x_deg=40.0))
     results = [tracker.track_landmarks(points, t / 30, (512, 512)) for t in range(6)]
     assert all(r.face_found for r in results)
     assert not results[1].params is results[2].params and tracker.calibrated
@@ -50,7 +50,8 @@ def test_calibration_finds_the_field_of_view():
     cam = frontal_camera(np.zeros(3), 0.35, size=512, fov_x_deg=45.0)  # close and wide: strong perspective
     rng = np.random.default_rng(4)
     frames = [observe(rig, pose(rig, seed=int(rng.integers(100))), cam, noise=0.1, rng=rng) for _ in range(5)]
-    tracker = Tracker(rig, detector=object(), settings=replace(RAW, calibration_frames=5, fov_x_deg=60.0))
+    settings = replace(RAW, calibration_frames=5, fov_x_deg=60.0, fov_candidates=(30.0, 45.0, 60.0))
+    tracker = Tracker(rig, detector=object(), settings=settings)
     for k, points in enumerate(frames):
         tracker.track_landmarks(points, k / 30, (512, 512))
     assert tracker.calibrated

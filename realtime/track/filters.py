@@ -63,11 +63,11 @@ class OneEuroFilter:
 @dataclass(frozen=True)
 class FilterSettings:
     """One-Euro (min_cutoff Hz, beta) per parameter group of RigParams. Units differ (radians, metres, unitless),
-    so each group has its own beta. The defaults were tuned on real clips: MediaPipe's depth estimate is the
-    noisiest output (translation: a low beta), head turns need a high beta not to lag."""
+    so each group has its own beta. The defaults were tuned on real clips (a still photo's jitter against the lag
+    on talking-head videos): head turns and moves need high betas not to lag."""
 
-    rotation: tuple[float, float] = (1.5, 30.0)
-    translation: tuple[float, float] = (3.0, 5.0)
+    rotation: tuple[float, float] = (1.0, 100.0)
+    translation: tuple[float, float] = (4.0, 80.0)
     jaw_pose: tuple[float, float] = (2.0, 4.0)
     eyes_pose: tuple[float, float] = (1.5, 2.0)
     expr: tuple[float, float] = (2.0, 4.0)

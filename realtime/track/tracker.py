@@ -38,9 +38,11 @@ def interocular_distance(points: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    """fov_x_deg: assumed horizontal field of view when no camera is given, until calibration
-    fov_candidates: fields of view tried at calibration when no camera is given (the best fit wins; empty: keep
-    fov_x_deg). MediaPipe's landmarks are flatter in perspective than most webcams, so this matters.
+    """fov_x_deg: assumed horizontal field of view when no camera is given (a typical webcam)
+    fov_candidates: fields of view tried at calibration when no camera is given; the one whose fit matches the
+    calibration frames best is kept (empty: keep fov_x_deg). MediaPipe's landmarks are flatter in perspective than
+    a webcam's optics, so they fit best at 10-20 degrees, but depth motion then reads several times too large;
+    with the landmark offsets the assumed webcam field of view fits within a few tenths of a percent as well
     calibration_frames: frames with a face over which the identity is estimated (0: keep the rig's mean identity)
     n_shape: identity components estimated (the rig's leading ones)
     hold_s: with no face, hold the last pose this long; ease_s: then ease to neutral over this long
@@ -58,7 +60,7 @@ class TrackerSettings:
     """
 
     fov_x_deg: float = 60.0
-    fov_candidates: tuple[float, ...] = (10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
+    fov_candidates: tuple[float, ...] = ()
     calibration_frames: int = 5
     n_shape: int = 50
     neutral_at_calibration: bool = True
