@@ -18,8 +18,11 @@ Fit. Gauss-Newton on [head rotation (3), translation (3), jaw (3), coefficients]
 over the projected landmarks, residuals in units of the face's size in the image,
 Tikhonov priors on the coefficients (towards zero) and the jaw, a temporal prior
 towards the previous frame, and box bounds on the coefficients and jaw kept by an
-active-set solve. Gaze is a second small fit per eye: the iris centre turns with
+active-set solve. Pose correctives enter at the current jaw and eye angles (not
+differentiated). Gaze is a second small fit per eye: the iris centre turns with
 the eyeball about the rig's eye joint, and is matched relative to the eye corners.
+The loops run compiled (:mod:`realtime.track.fit_kernel`); :func:`landmark_points`
+is the NumPy model they are checked against.
 """
 
 from __future__ import annotations
