@@ -152,3 +152,17 @@ def test_observation_shape_is_checked():
     basis = landmark_basis(rig)
     with pytest.raises(ValueError, match="observed landmarks"):
         fit_frame(basis, np.zeros((10, 2)), camera(), RigParams.neutral(rig))
+
+
+def test_compiled_fit_reports_the_numpy_models_residual():
+    rig = sphere_rig()  # eyes skinned and pose correctives on: every term of the kernel is exercised
+    cam = camera()
+    rng = np.random.default_rng(8)
+    basis = fold_identity(landmark_basis(rig), np.zeros(rig.n_shape))
+    truth = random_params(rig, rng)
+    truth.eyes_pose = np.array([0.1, -0.1, 0.0, 0.05, 0.1, 0.0])
+    obs = observe(rig, truth, cam, noise=0.5, rng=rng)[basis.ids]
+    init = replace(initial_pose(basis, obs, cam), eyes_pose=truth.eyes_pose)
+    fit = fit_frame(basis, obs, cam, init, cold=True)
+    reference = obs - project(cam, landmark_points(basis, fit.params)).T
+    np.testing.assert_allclose(fit.residual, reference, atol=1e-6)
