@@ -94,8 +94,9 @@ def summarize_ms(ms: list[float]) -> dict[str, float]:
 
 
 def write_result(name: str, report: dict) -> Path:
-    """Write `report` as benchmarks/results/<name>.json and return the path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    """Write `report` as benchmarks/results/<name>.json (or into $REALTIME_BENCH_RESULTS) and return the path."""
+    folder = Path(os.environ.get("REALTIME_BENCH_RESULTS") or RESULTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path

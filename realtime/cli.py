@@ -70,6 +70,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    if not (folder / "run_all.py").is_file():
+        raise OSError(f"`realtime bench` runs the benchmarks of a source checkout, and {folder} does not hold "
+                      "them: run it from a clone of the repository (pip install -e .), or `python -m benchmarks` there")
+    sys.path.insert(0, str(folder))
+    import run_all
+
+    return run_all.main([*(["--quick"] if args.quick else []), "--backend", args.backend,
+                         *(["--out", args.out] if args.out else [])])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="realtime", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "needed to drive the avatar from a camera")
     imp.add_argument("--out", required=True, help="AVATAR file to write (.rtav)")
     imp.set_defaults(run=_cmd_avatar_import)
+
+    bench = sub.add_parser("bench", help="run every benchmark: JSON results, a Markdown report with plots")
+    bench.add_argument("--quick", action="store_true", help="under 3 minutes on a 2-core CPU (default: the full run)")
+    bench.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="cpu: CPU paths only; cuda: also CUDA (error without it); auto (default): CUDA when usable")
+    bench.add_argument("--out", help="output folder (default benchmarks/results; --quick: benchmarks/results/quick)")
+    bench.set_defaults(run=_cmd_bench)
     return parser
 
 
