@@ -44,6 +44,7 @@ class ArrayVideoTrack(VideoStreamTrack):
         self._period = 1.0 / fps
         self._start: float | None = None
         self.sent = 0
+        self.sent_ns: list[int] = []  # time.monotonic_ns() as each frame left, in order
 
     async def recv(self) -> av.VideoFrame:
         if self._start is None:
@@ -55,6 +56,7 @@ class ArrayVideoTrack(VideoStreamTrack):
         frame.pts = int(self.sent * self._period * 90_000)
         frame.time_base = fractions.Fraction(1, 90_000)
         self.sent += 1
+        self.sent_ns.append(time.monotonic_ns())
         return frame
 
 
@@ -174,14 +176,17 @@ class PeerClient:
 
 
 class ServerProcess:
-    """``python -m realtime.stream.server ARGS --port 0`` in a subprocess, as a user starts it.
+    """``python -m MODULE ARGS --port 0`` in a subprocess, as a user starts it.
 
-    Use as a context manager; ``url`` is the client page, ``ws_url`` the signaling
-    socket, ``stats()`` reads ``/stats``. The server's log goes to ``log_path``.
+    MODULE is ``realtime.stream.server`` (the test-pattern server) by default; the real
+    server is ``ServerProcess(["serve", ...], module="realtime.cli")``. Use as a context
+    manager; ``url`` is the client page (read from the "serving on URL" line), ``ws_url``
+    the signaling socket, ``stats()`` reads ``/stats``. The server's log goes to ``log_path``.
     """
 
-    def __init__(self, args: list[str] = (), startup_timeout: float = 30.0) -> None:
-        self.args, self.startup_timeout = list(args), startup_timeout
+    def __init__(self, args: list[str] = (), startup_timeout: float = 30.0,
+                 module: str = "realtime.stream.server") -> None:
+        self.args, self.startup_timeout, self.module = list(args), startup_timeout, module
         self.proc: subprocess.Popen | None = None
         self.url = self.ws_url = ""
 
@@ -191,7 +196,7 @@ class ServerProcess:
                    PYTHONUNBUFFERED="1")
         self._log = tempfile.NamedTemporaryFile("w+", prefix="stream-server-", suffix=".log", delete=False)
         self.log_path = self._log.name
-        self.proc = subprocess.Popen([sys.executable, "-m", "realtime.stream.server", "--port", "0", *self.args],
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args, "--port", "0"],
                                      cwd=root, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         deadline = time.monotonic() + self.startup_timeout
         line = ""
