@@ -8,6 +8,7 @@ For the CPU backend also: the first-call compile time of the numba kernels (in a
 empty numba cache, and again with the cache filled) and the time of each stage.
 
     python benchmarks/bench_render.py [--gaussians 40000] [--sizes 256 512] [--frames 100] [--backend cpu]
+                                      [--threads 2 1]
 
 Writes benchmarks/results/render_<backend>_<machine>.json.
 """
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
 from realtime.camera import Camera, head_and_shoulders_camera  # noqa: E402
 from realtime.geometry import axis_angle_to_matrix  # noqa: E402
-from realtime.render import get_renderer, render  # noqa: E402
+from realtime.render import CpuRenderer, get_renderer  # noqa: E402
 from realtime.render.cpu import rasterize, sort_and_bin  # noqa: E402
 from realtime.render.project import project  # noqa: E402
 from realtime.render.synthetic import head_scene  # noqa: E402
@@ -68,26 +69,26 @@ def orbit(camera: Camera, centre: np.ndarray, yaw_deg: float) -> Camera:
     return Camera(K=camera.K, viewmat=camera.viewmat @ turn, width=camera.width, height=camera.height)
 
 
-def time_size(scene, size: int, frames: int, backend: str) -> dict:
+def time_size(scene, size: int, frames: int, renderer) -> dict:
     base = head_and_shoulders_camera(scene.vertices, size, size)
     centre = (scene.vertices.min(0) + scene.vertices.max(0)) / 2
     cameras = [orbit(base, centre, yaw) for yaw in 20 * np.sin(np.linspace(0, 2 * np.pi, 24, endpoint=False))]
     args = (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh)
     for cam in cameras[:WARMUP]:
-        render(*args, cam, backend=backend)
+        renderer.render(*args, cam)
     ms = []
     for i in range(frames):
         t0 = time.perf_counter()
-        result = render(*args, cameras[i % len(cameras)], backend=backend, with_alpha=True)
+        result = renderer.render(*args, cameras[i % len(cameras)], with_alpha=True)
         ms.append((time.perf_counter() - t0) * 1e3)
     report = {"size": [size, size], "frame": summarize_ms(ms),
               "coverage": float((np.asarray(result.alpha) > 0.5).mean())}
-    if backend == "cpu":
-        report.update(cpu_stages(args, cameras, frames))
+    if isinstance(renderer, CpuRenderer):
+        report.update(cpu_stages(args, cameras, frames, renderer.workers))
     return report
 
 
-def cpu_stages(args, cameras: list[Camera], frames: int) -> dict:
+def cpu_stages(args, cameras: list[Camera], frames: int, workers) -> dict:
     """p50 of each CPU stage, and how many Gaussians were drawn and tile entries made."""
     stages = {"project_sh": [], "sort_bin": [], "rasterize": []}
     background = np.zeros(3, np.float32)
@@ -95,11 +96,12 @@ def cpu_stages(args, cameras: list[Camera], frames: int) -> dict:
         cam = cameras[i % len(cameras)]
         viewmat, K = cam.viewmat.astype(np.float32), cam.K.astype(np.float32)
         t0 = time.perf_counter()
-        projected = project(*args, viewmat, K, cam.width, cam.height, sh_degree=3, antialiased=False)
+        projected = project(*args, viewmat, K, cam.width, cam.height, sh_degree=3, antialiased=False,
+                            workers=workers)
         t1 = time.perf_counter()
         offsets, ids = sort_and_bin(projected, cam.width, cam.height)
         t2 = time.perf_counter()
-        rasterize(projected, offsets, ids, cam.width, cam.height, background)
+        rasterize(projected, offsets, ids, cam.width, cam.height, background, workers)
         t3 = time.perf_counter()
         for name, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
             stages[name].append(dt * 1e3)
@@ -113,6 +115,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, nargs="+", default=[None],
+                        help="CPU threads to time with, e.g. 2 1 (default: one per core)")
     parser.add_argument("--out", help="result name (default render_<backend>_<machine>)")
     args = parser.parse_args()
 
@@ -121,18 +125,20 @@ def main() -> None:
                         "sh_degree": 3, "framing": "head_and_shoulders_camera, orbit +-20 deg"},
               "warmup_frames": WARMUP}
     if args.backend == "cpu":
-        report["meta"]["numba_threads"] = __import__("numba").get_num_threads()
         report["first_call"] = first_call_seconds()
         print("first call:", report["first_call"])
-    get_renderer(args.backend)
     scene = head_scene(args.gaussians, sh_degree=3)
     report["results"] = []
-    for size in args.sizes:
-        r = time_size(scene, size, args.frames, args.backend)
-        report["results"].append(r)
-        f = r["frame"]
-        print(f"{size}x{size}: {f['fps']:.1f} frames/s, p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms, "
-              f"p99 {f['p99_ms']:.1f} ms; stages {r.get('stages_p50_ms')}; coverage {r['coverage']:.2f}")
+    for threads in args.threads if args.backend == "cpu" else [None]:
+        renderer = CpuRenderer(threads) if args.backend == "cpu" else get_renderer("cuda")
+        for size in args.sizes:
+            r = {"threads": renderer.workers.threads if args.backend == "cpu" else None,
+                 **time_size(scene, size, args.frames, renderer)}
+            report["results"].append(r)
+            f = r["frame"]
+            print(f"{size}x{size}, {r['threads']} threads: {f['fps']:.1f} frames/s, p50 {f['p50_ms']:.1f} ms, "
+                  f"p95 {f['p95_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms; stages {r.get('stages_p50_ms')}; "
+                  f"coverage {r['coverage']:.2f}")
     path = write_result(args.out or f"render_{args.backend}_{machine_tag()}", report)
     print("wrote", path)
 

@@ -8,7 +8,7 @@ import torch
 
 from realtime.camera import Camera, OUTPUT_SIZES, head_and_shoulders_camera, look_at, output_size
 from realtime.geometry import quaternion_to_matrix
-from realtime.render import BackendUnavailable, RenderError, cuda_usable, render, resolve_backend
+from realtime.render import BackendUnavailable, CpuRenderer, RenderError, cuda_usable, render, resolve_backend
 from realtime.render import backend as backend_module
 from realtime.render import gsplat_backend
 
@@ -301,6 +301,8 @@ def test_rendering_is_deterministic_and_takes_torch_tensors():
     g = random_scene(500, 3, seed=5, cam=cam)
     first = render(*g, cam, background=(0.5, 0.5, 0.5), backend="cpu").image
     np.testing.assert_array_equal(render(*g, cam, background=(0.5, 0.5, 0.5), backend="cpu").image, first)
+    one_thread = CpuRenderer(threads=1).render(*g, cam, background=(0.5, 0.5, 0.5)).image
+    np.testing.assert_array_equal(one_thread, first)
     tensors = [torch.from_numpy(a) for a in g]
     np.testing.assert_array_equal(render(*tensors, cam, background=(0.5, 0.5, 0.5), backend="cpu").image, first)
     as_float64 = [a.astype(np.float64) for a in g]
@@ -328,6 +330,8 @@ def test_bad_shapes_raise_clear_errors(index, bad, message):
 
 def test_bad_options_raise_clear_errors():
     g = gaussians([0, 0, 1.0], 0.1, 0.5)
+    with pytest.raises(ValueError, match="threads"):
+        CpuRenderer(threads=0)
     with pytest.raises(RenderError, match="background"):
         render(*g, camera(), background=(1, 1), backend="cpu")
     with pytest.raises(RenderError, match="sh_degree"):

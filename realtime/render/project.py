@@ -22,19 +22,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from realtime.render.constants import (
     ALPHA_THRESHOLD, EPS2D, FAR_PLANE, FASTMATH, FOV_MARGIN, MAX_EXTENT_SIGMAS, NEAR_PLANE)
 from realtime.render.sh import sh_channel
+from realtime.render.workers import INLINE, Workers
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _F2 = np.float32(2.0)
 _HALF = np.float32(0.5)
-_CHUNK = 2048  # Gaussians per chunk of parallel work
 
 
 @dataclass
@@ -53,30 +52,30 @@ class Projected:
 
 def project(means: np.ndarray, quats: np.ndarray, scales: np.ndarray, opacities: np.ndarray, sh: np.ndarray,
             viewmat: np.ndarray, K: np.ndarray, width: int, height: int, *, sh_degree: int,
-            antialiased: bool) -> Projected:
+            antialiased: bool, workers: Workers = INLINE) -> Projected:
     """Project N Gaussians for one camera.
 
     means: (N, 3), quats: (N, 4) (w, x, y, z) any norm, scales: (N, 3), opacities: (N,), sh: (N, K, 3)
     with K >= (sh_degree + 1)^2, viewmat: (4, 4) world-to-camera, K: (3, 3); all float32 and C-contiguous.
+    workers: the threads to share the Gaussians among.
     """
-    with numba.parallel_chunksize(_CHUNK):  # threads take chunks as they come free: robust when a core is busy
-        out = _project(means, quats, scales, opacities, sh, np.int64(sh_degree), viewmat, K, np.int64(width),
-                       np.int64(height), np.float32(EPS2D), np.float32(NEAR_PLANE), np.float32(FAR_PLANE),
-                       bool(antialiased))
-    return Projected(*out)
-
-
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _project(means, quats, scales, opacities, sh, sh_degree, viewmat, K, width, height, eps2d, near, far,
-             antialiased):
     n = means.shape[0]
-    means2d = np.zeros((n, 2), np.float32)
-    conics = np.zeros((n, 3), np.float32)
-    depths = np.zeros(n, np.float32)
-    radii = np.zeros((n, 2), np.int32)
-    opac_out = np.zeros(n, np.float32)
-    colors = np.zeros((n, 3), np.float32)
+    out = Projected(means2d=np.zeros((n, 2), np.float32), conics=np.zeros((n, 3), np.float32),
+                    depths=np.zeros(n, np.float32), radii=np.zeros((n, 2), np.int32),
+                    opacities=np.zeros(n, np.float32), colors=np.zeros((n, 3), np.float32))
+    bounds = np.linspace(0, n, workers.parts + 1).astype(np.int64)
+    jobs = [(bounds[i], bounds[i + 1], means, quats, scales, opacities, sh, np.int64(sh_degree), viewmat, K,
+             np.int64(width), np.int64(height), np.float32(EPS2D), np.float32(NEAR_PLANE), np.float32(FAR_PLANE),
+             bool(antialiased), out.means2d, out.conics, out.depths, out.radii, out.opacities, out.colors)
+            for i in range(workers.parts) if bounds[i + 1] > bounds[i]]
+    workers.run(_project_range, jobs)
+    return out
 
+
+@njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _project_range(lo, hi, means, quats, scales, opacities, sh, sh_degree, viewmat, K, width, height, eps2d, near,
+                   far, antialiased, means2d, conics, depths, radii, opac_out, colors):
+    """Project Gaussians lo..hi - 1 into the output arrays (rows of culled ones are left untouched)."""
     v00, v01, v02, t0 = viewmat[0, 0], viewmat[0, 1], viewmat[0, 2], viewmat[0, 3]
     v10, v11, v12, t1 = viewmat[1, 0], viewmat[1, 1], viewmat[1, 2], viewmat[1, 3]
     v20, v21, v22, t2 = viewmat[2, 0], viewmat[2, 1], viewmat[2, 2], viewmat[2, 3]
@@ -92,7 +91,7 @@ def _project(means, quats, scales, opacities, sh, sh_degree, viewmat, K, width, 
     lim_y_pos = (h - cy) / fy + FOV_MARGIN * _HALF * h / fy
     lim_y_neg = cy / fy + FOV_MARGIN * _HALF * h / fy
 
-    for i in prange(n):
+    for i in range(lo, hi):
         mx, my, mz = means[i, 0], means[i, 1], means[i, 2]
         x = v00 * mx + v01 * my + v02 * mz + t0
         y = v10 * mx + v11 * my + v12 * mz + t1
@@ -183,4 +182,3 @@ def _project(means, quats, scales, opacities, sh, sh_degree, viewmat, K, width, 
         coeffs = sh[i]
         for c in range(3):
             colors[i, c] = max(_F0, sh_channel(sh_degree, dx, dy, dz, coeffs, c) + _HALF)
-    return means2d, conics, depths, radii, opac_out, colors
