@@ -12,7 +12,9 @@ from realtime.render.types import BackendUnavailable
 BACKENDS = ("auto", "cpu", "cuda")
 
 
+@functools.cache
 def gsplat_importable() -> bool:
+    """Whether gsplat imports (tried once per process)."""
     try:
         gsplat_backend.import_gsplat()
     except BackendUnavailable:
