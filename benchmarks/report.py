@@ -19,7 +19,7 @@ from plots import IN_PROCESS, SERVER_STAGES, machine_label, percentiles, section
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
 REPRODUCE = ("python -m benchmarks --quick                     # under 3 minutes on a 2-core CPU, no GPU needed\n"
              "python -m benchmarks                             # the full run (same as `realtime bench`)\n"
-             "python -m benchmarks --report-only --readme      # rebuild report.md, the plots and this section")
+             "python -m benchmarks --report-only --readme      # rebuild report.md, the plots and README.md's section")
 
 
 def load_suites(folder: Path) -> list[dict]:
@@ -256,12 +256,13 @@ def track_builder_part(suites: list[dict]) -> str:
                              for k in ("landmarks", "fit", "filter", "total")),
                      f"{c['reprojection_error_iod']['filtered_mean']:.4f}"]
                     for name, c in track["clips"].items()]
-            parts.append(f"Tracking ({machine_label(s)}), ms per frame p50 / p95 (`{track['file']}`):\n\n" +
+            parts.append(f"Tracking ({machine_label(s)}, `benchmarks/{track['script']}`), ms per frame p50 / p95:\n\n" +
                          _table(["clip", "landmarks", "fit", "filter", "total", "reprojection (IOD)"], rows))
         builder = section(s, "builder")
         if builder:
             refined = builder["builds"]["refined"]
-            parts.append(f"Avatar builder ({machine_label(s)}, `{builder['file']}`): {refined['seconds']:.1f} s for "
+            parts.append(f"Avatar builder ({machine_label(s)}, `benchmarks/{builder['script']}`): "
+                         f"{refined['seconds']:.1f} s for "
                          f"{builder['gaussians']:,} Gaussians with {builder['refine_steps']} refinement steps; source "
                          f"view PSNR {refined['source_view']['psnr_db']:.1f} dB, SSIM "
                          f"{refined['source_view']['ssim']:.3f}; turned heads all found: "
@@ -276,21 +277,29 @@ def errors_part(suites: list[dict]) -> str:
     return _table(["machine", "section", "error"], rows) if rows else ""
 
 
+def _counts(xs: tuple[int, ...]) -> str:
+    return ", ".join(f"{x // 10**6}M" if x >= 10**6 else f"{x // 1000}k" if x >= 1000 else str(x) for x in xs)
+
+
+def _sizes(xs: tuple[int, ...]) -> str:
+    return ", ".join(str(x) for x in xs)
+
+
 def profiles_part() -> str:
     from run_all import PROFILES
 
-    full, quick = PROFILES["full"], PROFILES["quick"]
-    fmt = lambda xs: ", ".join(f"{x // 1000}k" if x >= 1000 and x % 1000 == 0 else str(x) for x in xs)  # noqa: E731
-    rows = [["render: Gaussians x sizes, frames", f"{fmt(full.render_counts)} x {fmt(full.render_sizes)}, "
-             f"{full.render_frames}", f"{fmt(quick.render_counts)} x {fmt(quick.render_sizes)}, {quick.render_frames}"],
-            ["deform: Gaussians, frames", f"{fmt(full.deform_sizes)}, {full.deform_frames}",
-             f"{fmt(quick.deform_sizes)}, {quick.deform_frames}"],
-            ["encode: frames at 512x512", full.encode_frames, quick.encode_frames],
-            ["stream: sizes, viewers, seconds, browser", f"{fmt(full.stream_sizes)}, {fmt(full.stream_viewers)}, "
-             f"{full.stream_seconds:g}, {full.stream_browser}", f"{fmt(quick.stream_sizes)}, "
-             f"{fmt(quick.stream_viewers)}, {quick.stream_seconds:g}, {quick.stream_browser}"],
-            ["live loop: seconds", f"{full.live_seconds:g}", f"{quick.live_seconds:g}"],
-            ["track, builder", "yes (own scripts)", "no"]]
+    rows = []
+    for label, cell in (
+            ("render: Gaussians x sizes, frames (cap on Gaussians x pixels)",
+             lambda p: f"{_counts(p.render_counts)} x {_sizes(p.render_sizes)}, {p.render_frames}"
+                       + (f" ({p.render_max_cost:.0e})" if p.render_max_cost else "")),
+            ("deform: Gaussians, frames", lambda p: f"{_counts(p.deform_sizes)}, {p.deform_frames}"),
+            ("encode: frames at 512x512", lambda p: str(p.encode_frames)),
+            ("stream: sizes, viewers, seconds, browser", lambda p: f"{_sizes(p.stream_sizes)}; "
+             f"{_sizes(p.stream_viewers)}; {p.stream_seconds:g}; {'yes' if p.stream_browser else 'no'}"),
+            ("live loop: seconds per run", lambda p: f"{p.live_seconds:g}"),
+            ("track, builder", lambda p: "yes (their own scripts)" if p.scripts else "no")):
+        rows.append([label, cell(PROFILES["full"]), cell(PROFILES["quick"])])
     return _table(["", "full (default)", "--quick"], rows)
 
 
@@ -298,10 +307,18 @@ def _image(images: dict, name: str, prefix: str = "") -> str:
     return f"![{name}]({prefix}{name})" if images.get(name) else "_No data for this plot in these results._"
 
 
+def load_note(suites: list[dict], name: str) -> str:
+    """Which load each suite's `name` section ran under (1-minute load average before → after it)."""
+    notes = [f"{machine_label(s)}: {r['run']['load_average_1m_before']:.1f} → {r['run']['load_average_1m_after']:.1f}"
+             f" on {s['meta']['cpu_cores']} cores, {r['run']['seconds']:.0f} s"
+             for s in suites if (r := s["sections"].get(name)) and "load_average_1m_before" in r.get("run", {})]
+    return f"_Load average (1 min) while this section ran: {'; '.join(notes)}._" if notes else ""
+
+
 def report_markdown(suites: list[dict], images: dict) -> str:
     """The whole report, given the suites and which plots exist ({file name: path or None})."""
     errors = errors_part(suites)
-    return "\n\n".join([
+    return "\n\n".join(part for part in [
         "# Benchmark report",
         "Generated by `python -m benchmarks` (benchmarks/report.py) from the `suite_*.json` beside this file. "
         "Timings are wall-clock on the machines below; a load average above the core count means other work "
@@ -309,19 +326,23 @@ def report_markdown(suites: list[dict], images: dict) -> str:
         "## Where measured", machines_table(suites),
         *(["## Sections that failed", errors] if errors else []),
         "## Live loop (capture → landmarks → fit → deform → render → encode → network)",
+        load_note(suites, "live"),
         _image(images, "live_stages.png"), live_part(suites),
-        "## Rendering", _image(images, "render_fps.png"), render_part(suites),
+        "## Rendering", load_note(suites, "render"), _image(images, "render_fps.png"), render_part(suites),
         "## Deformation backends and video encoders", _image(images, "deform_encode.png"),
-        "### Deformation", deform_part(suites), "### Encoders", encode_part(suites),
-        "## Glass-to-glass latency over loopback", _image(images, "glass_to_glass.png"),
+        "### Deformation", load_note(suites, "deform"), deform_part(suites),
+        "### Encoders", load_note(suites, "encode"), encode_part(suites),
+        "## Glass-to-glass latency over loopback", load_note(suites, "stream"), _image(images, "glass_to_glass.png"),
         "Stream server with its test pattern (no avatar work), Python aiortc peers on the same machine and "
         "headless Chromium when installed; latency from the capture stamp to the decoded frame, on the shared "
         "monotonic clock (the browser's figure is the server's estimate from echoed stamps).",
         stream_part(suites),
-        "## Baselines (measured in the same run)", _image(images, "baselines.png"), baselines_part(suites),
-        "## Tracking and avatar builder", track_builder_part(suites),
+        "## Baselines (measured in the same run)", load_note(suites, "baselines"), _image(images, "baselines.png"),
+        baselines_part(suites),
+        "## Tracking and avatar builder", load_note(suites, "track"), load_note(suites, "builder"),
+        track_builder_part(suites),
         "## Reproduce", "```\n" + REPRODUCE + "\n```", profiles_part(),
-    ]) + "\n"
+    ] if part) + "\n"
 
 
 def write_report(folder: Path) -> list[Path]:

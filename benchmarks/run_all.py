@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass
@@ -217,14 +218,15 @@ def section_baselines(ctx: Context) -> dict:
 
 
 def script_section(script: str, result_name: str) -> Callable[[Context], dict]:
-    """A section that runs benchmarks/<script> as its own process (it writes <result_name>.json into the
-    output folder) and returns that JSON."""
+    """A section that runs benchmarks/<script> as its own process and returns the <result_name>.json it writes
+    (into a temporary folder: the script's own result file in benchmarks/results is left as it was)."""
     def section(ctx: Context) -> dict:
-        env = {**os.environ, "REALTIME_BENCH_RESULTS": str(ctx.out)}
-        done = subprocess.run([sys.executable, str(BENCH / script)], env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"{script} failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
-        return {"file": f"{result_name}.json", **json.loads((ctx.out / f"{result_name}.json").read_text())}
+        with tempfile.TemporaryDirectory() as folder:
+            env = {**os.environ, "REALTIME_BENCH_RESULTS": folder}
+            done = subprocess.run([sys.executable, str(BENCH / script)], env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{script} failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
+            return {"script": script, **json.loads((Path(folder) / f"{result_name}.json").read_text())}
     return section
 
 
