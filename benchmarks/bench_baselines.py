@@ -131,14 +131,15 @@ def _reference_frame(ref, t: dict, viewmat: torch.Tensor, K: torch.Tensor, width
 
 
 def _our_frame(scene, viewmat: np.ndarray, K: np.ndarray, width: int, height: int, background: np.ndarray):
-    """Our CPU renderer's stages on one frame: (image, projected, offsets, ids, ms per stage)."""
+    """Our CPU renderer's stages on one frame, on its threads: (image, projected, offsets, ids, ms per stage)."""
+    workers = get_renderer("cpu").workers
     t0 = time.perf_counter()
     projected = project(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, viewmat, K, width,
-                        height, sh_degree=3, antialiased=False)
+                        height, sh_degree=3, antialiased=False, workers=workers)
     t1 = time.perf_counter()
     offsets, ids = sort_and_bin(projected, width, height)
     t2 = time.perf_counter()
-    image, _ = rasterize(projected, offsets, ids, width, height, background)
+    image, _ = rasterize(projected, offsets, ids, width, height, background, workers)
     t3 = time.perf_counter()
     return image, projected, offsets, ids, {"projection_sh": (t1 - t0) * 1e3, "sort_bin": (t2 - t1) * 1e3,
                                             "rasterize": (t3 - t2) * 1e3}

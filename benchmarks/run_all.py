@@ -116,27 +116,25 @@ def section_live(ctx: Context) -> dict:
 def section_render(ctx: Context) -> dict:
     """frames/s of the whole render call over the Gaussian count x resolution grid (bench_render's scene)."""
     import bench_render
-    import numba
 
     from realtime.render import get_renderer
     from realtime.render.synthetic import head_scene
 
     result = {"scene": "realtime.render.synthetic.head_scene, SH degree 3, head_and_shoulders_camera, "
-                       "orbit +-20 deg", "warmup_frames": bench_render.WARMUP,
-              "numba_threads": numba.get_num_threads()}
+                       "orbit +-20 deg", "warmup_frames": bench_render.WARMUP}
     if ctx.profile.render_first_call:
         result["first_call_cpu"] = bench_render.first_call_seconds()
-    backends = ["cpu"] + (["cuda"] if ctx.cuda["render"] else [])
-    for backend in backends:
-        get_renderer(backend)
+    renderers = {backend: get_renderer(backend) for backend in ["cpu"] + (["cuda"] if ctx.cuda["render"] else [])}
+    result["cpu_threads"] = renderers["cpu"].workers.threads
+    for backend in renderers:
         result[backend] = []
     for n in ctx.profile.render_counts:
         scene = head_scene(n, sh_degree=3)
-        for backend in backends:
+        for backend, renderer in renderers.items():
             for size in ctx.profile.render_sizes:
                 if ctx.profile.render_max_cost and n * size * size > ctx.profile.render_max_cost:
                     continue
-                row = bench_render.time_size(scene, size, ctx.profile.render_frames, backend)
+                row = bench_render.time_size(scene, size, ctx.profile.render_frames, renderer)
                 result[backend].append({"gaussians": n, **row})
         del scene
     return result
