@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.images import check_rgb
+
 N_LANDMARKS = 478
 
 
@@ -53,15 +55,7 @@ class FaceLandmarks:
 
 def check_image(image: np.ndarray) -> np.ndarray:
     """Return `image` as a C-contiguous (H, W, 3) uint8 array or raise LandmarkError naming what is wrong."""
-    if not isinstance(image, np.ndarray):
-        raise LandmarkError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise LandmarkError(f"image must be uint8 RGB, got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise LandmarkError(f"image must have shape (H, W, 3), got {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise LandmarkError(f"image is empty: shape {image.shape}")
-    return np.ascontiguousarray(image)
+    return check_rgb(image, "image", LandmarkError)
 
 
 def _to_pixels(landmarks, width: int, height: int) -> np.ndarray:

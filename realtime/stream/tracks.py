@@ -20,6 +20,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.images import check_rgb
+
 from .latency import draw_stamp, stamp_value
 
 VIDEO_CLOCK_HZ = 90_000
@@ -44,10 +46,8 @@ class StampedFrame:
 
 
 def check_image(image: np.ndarray) -> None:
-    """Raise ValueError unless ``image`` is a streamable (H, W, 3) uint8 RGB frame."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        desc = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise ValueError(f"a frame image must be an (H, W, 3) uint8 RGB array, got {desc}")
+    """Raise ValueError unless ``image`` is a streamable (H, W, 3) uint8 RGB frame (even sides, for I420)."""
+    check_rgb(image, "a frame image")
     h, w = image.shape[:2]
     if h % 2 or w % 2:
         raise ValueError(f"frame size must be even for I420 video, got {w}x{h}")

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
+from realtime.images import check_rgb
+
 
 class SourceError(ValueError):
     """A frame source that cannot be opened or read, or a frame that is not an RGB image."""
@@ -22,15 +24,7 @@ class SourceError(ValueError):
 
 def check_frame_image(image: object) -> np.ndarray:
     """Return `image` if it is an (H, W, 3) uint8 RGB array; raise SourceError naming the problem otherwise."""
-    if not isinstance(image, np.ndarray):
-        raise SourceError(f"a frame must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise SourceError(f"a frame must be uint8 RGB, got dtype {image.dtype}")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise SourceError(f"a frame must have shape (H, W, 3), got {image.shape}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise SourceError(f"a frame must not be empty, got shape {image.shape}")
-    return image
+    return check_rgb(image, "a frame", SourceError)
 
 
 @dataclass(frozen=True, eq=False)
