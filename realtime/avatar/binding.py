@@ -60,7 +60,8 @@ def bind(frames: TriangleFrames, binding: np.ndarray, local_means: np.ndarray, l
     rot = frames.rotations[binding]
     k = frames.scales[binding][:, None]
     means = k * np.einsum("nab,nb->na", rot, local_means) + frames.centers[binding]
-    quats = quaternion_normalize(quaternion_multiply(matrix_to_quaternion(rot), quaternion_normalize(local_quats)))
+    face_quats = matrix_to_quaternion(frames.rotations)  # once per face, not per Gaussian
+    quats = quaternion_normalize(quaternion_multiply(face_quats[binding], quaternion_normalize(local_quats)))
     scales = np.exp(log_scales) * k
     return WorldGaussians(means=means, quats=quats, scales=scales)
 

@@ -32,6 +32,6 @@ def deform(avatar: Avatar, params: RigParams, dtype=np.float32) -> Deformed:
     rig = avatar.rig if avatar.rig.v_template.dtype == dtype else avatar.rig.astype(dtype)
     vertices = forward(rig, params, static_offset=avatar.static_offset).vertices
     frames = triangle_frames(vertices, rig.faces)
-    gaussians = bind(frames, avatar.binding, avatar.local_means.astype(dtype), avatar.local_quats.astype(dtype),
-                     avatar.log_scales.astype(dtype))
+    gaussians = bind(frames, avatar.binding, avatar.local_means.astype(dtype, copy=False),
+                     avatar.local_quats.astype(dtype, copy=False), avatar.log_scales.astype(dtype, copy=False))
     return Deformed(vertices=vertices, gaussians=gaussians)
