@@ -6,6 +6,7 @@ when no suite has the data (the report then says so instead of showing a picture
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 # the live loop's stages as bench_live times them in-process (column name, key), and the server's own stage windows
 IN_PROCESS = (("capture", "camera_decode"), ("landmarks", "landmarks"), ("fit", "fit"), ("deform", "deform"),
@@ -22,6 +24,12 @@ SERVER_STAGES = ("landmarks", "fit", "deform", "render")
 RATIO_PARTS = {"total": "whole frame", "projection_sh": "projection + SH",
                "tile_intersection_vs_sort_bin": "tile lists", "compositing_vs_rasterize": "compositing"}
 DPI = 110
+PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
+
+
+def count_label(n: int) -> str:
+    """10000 -> '10k', 1000000 -> '1M'."""
+    return f"{n / 1e6:g}M" if n >= 10**6 else f"{n / 1e3:g}k" if n >= 1000 else str(n)
 
 
 def percentiles(summary: dict) -> tuple[float, float, float]:
@@ -118,7 +126,7 @@ def live_stages(suites: list[dict], path: Path) -> Path | None:
         if "glass_to_glass_ms" in run:
             ax_b.plot([k], [percentiles(run["glass_to_glass_ms"])[0]], "k_", ms=30, mew=2)
     ax_b.plot([], [], "k_", ms=12, mew=2, label="glass-to-glass p50")
-    ax_b.set_xticks(range(len(bars)), [label.replace(", ", ",\n") for label, _, _ in bars], fontsize=7)
+    ax_b.set_xticks(range(len(bars)), [textwrap.fill(label, 18) for label, _, _ in bars], fontsize=7)
     ax_b.set_ylabel("ms (p50 of each part, stacked)")
     ax_b.set_title("Live loop: where glass-to-glass goes")
     ax_b.legend(fontsize=7)
@@ -146,7 +154,7 @@ def render_fps(suites: list[dict], path: Path) -> Path | None:
         for n in counts:
             xs = [s for s in sizes if (n, s) in fps]
             ax_s.plot(xs, [fps[n, s] for s in xs], style, marker="o",
-                      label=f"{backend.upper()} {n // 1000}k{_suffix(suite, many)}")
+                      label=f"{backend.upper()} {count_label(n)}{_suffix(suite, many)}")
     for ax, xlabel in ((ax_n, "Gaussians"), (ax_s, "output size (pixels, square)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -155,7 +163,10 @@ def render_fps(suites: list[dict], path: Path) -> Path | None:
         ax.set_ylabel("frames/s (mean, log)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
+        ax.yaxis.set_major_formatter(PLAIN)
+        ax.yaxis.set_minor_formatter(PLAIN)
     ax_s.set_xticks([256, 512, 1024], ["256", "512", "1024"])
+    ax_s.xaxis.set_minor_formatter(NullFormatter())
     ax_n.set_title("Render frames/s vs Gaussian count (dotted: 30 fps)")
     ax_s.set_title("Render frames/s vs resolution")
     return _save(fig, path)
@@ -253,13 +264,13 @@ def baselines(suites: list[dict], path: Path) -> Path | None:
         if not b:
             continue
         for row in b["avatar_frame"]:
-            labels.append(f"GaussianAvatars-style frame {row['device'].upper()} {row['gaussians'] // 1000}k "
+            labels.append(f"GaussianAvatars-style frame {row['device'].upper()} {count_label(row['gaussians'])} "
                           f"{row['size'][0]}px{_suffix(suite, many)}")
             ratios.append(row["ratio_baseline_over_ours_p50"]["total"])
         for row in b["cpu_renderer_vs_reference"]:
             for part, value in row["ratio_reference_over_ours_p50"].items():
                 labels.append(f"CPU render vs torch reference, {RATIO_PARTS.get(part, part)}, "
-                              f"{row['gaussians'] // 1000}k {row['size'][0]}px{_suffix(suite, many)}")
+                              f"{count_label(row['gaussians'])} {row['size'][0]}px{_suffix(suite, many)}")
                 ratios.append(value)
     if not labels:
         return None
@@ -269,7 +280,7 @@ def baselines(suites: list[dict], path: Path) -> Path | None:
     ax.axvline(1, color="k", lw=0.8)
     ax.set_xscale("log")
     for yi, r in zip(y, ratios):
-        ax.text(r, yi, f" {r:.2g}x", va="center", fontsize=8)
+        ax.text(r, yi, f" {r:.3g}x", va="center", fontsize=8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("baseline time / our time (p50, log; > 1: ours is faster)")

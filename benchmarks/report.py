@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 import plots
-from plots import IN_PROCESS, SERVER_STAGES, machine_label, percentiles, section
+from plots import IN_PROCESS, SERVER_STAGES, count_label, machine_label, percentiles, section
 
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
 REPRODUCE = ("python -m benchmarks --quick                     # under 3 minutes on a 2-core CPU, no GPU needed\n"
@@ -278,7 +278,7 @@ def errors_part(suites: list[dict]) -> str:
 
 
 def _counts(xs: tuple[int, ...]) -> str:
-    return ", ".join(f"{x // 10**6}M" if x >= 10**6 else f"{x // 1000}k" if x >= 1000 else str(x) for x in xs)
+    return ", ".join(count_label(x) for x in xs)
 
 
 def _sizes(xs: tuple[int, ...]) -> str:
@@ -392,10 +392,10 @@ def _key_rows(suite: dict) -> list[list[str]]:
                          f"p50 {_ms(percentiles(run['browser']['glass_to_glass_ms'])[0])} ms"])
     for r in (section(suite, "baselines") or {}).get("avatar_frame", []):
         rows.append([f"GaussianAvatars-style frame ({r['paths']['baseline_torch']}) / ours, "
-                     f"{r['device'].upper()} {r['gaussians'] // 1000}k {r['size'][0]}px",
+                     f"{r['device'].upper()} {count_label(r['gaussians'])} {r['size'][0]}px",
                      f"{r['ratio_baseline_over_ours_p50']['total']:.2f}x"])
     for r in (section(suite, "baselines") or {}).get("cpu_renderer_vs_reference", []):
-        rows.append([f"{r['reference']} / our CPU renderer, {r['gaussians'] // 1000}k {r['size'][0]}px",
+        rows.append([f"{r['reference']} / our CPU renderer, {count_label(r['gaussians'])} {r['size'][0]}px",
                      f"{r['ratio_reference_over_ours_p50']['total']:.1f}x"])
     return rows
 
