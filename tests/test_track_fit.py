@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from dataclasses import replace
 
-from realtime.rig.model import RigError, RigParams
+from realtime.rig.model import Rig, RigError, RigParams
 from realtime.track import landmark_ids as mp_ids
 from realtime.track.fit import (DEFAULT_IRIS_OFFSET, FitSettings, expression_bounds, fit_frame, fit_gaze, fold_identity, initial_pose,
                                 iris_points, landmark_basis, landmark_points, project)
@@ -25,6 +25,9 @@ def test_contour_ids_are_mediapipes():
     assert set(mp_ids.LEFT_IRIS[1:]) == set(ids(fmc.FACEMESH_LEFT_IRIS))
     assert set(mp_ids.RIGHT_IRIS[1:]) == set(ids(fmc.FACEMESH_RIGHT_IRIS))
     assert set(mp_ids.LEFT_EYE_CORNERS) <= set(mp_ids.LEFT_EYE)
+    contours = set(mp_ids.LIPS + mp_ids.NOSE + mp_ids.FACE_OVAL + mp_ids.CHEEKS)
+    assert len(set(mp_ids.PERIORAL)) == 20 and not set(mp_ids.PERIORAL) & contours  # skin, not contour points
+    assert set(mp_ids.PERIORAL) <= set(mp_ids.fit_ids())
     assert 100 <= len(mp_ids.fit_ids()) <= 200
 
 
@@ -56,6 +59,29 @@ def test_basis_reproduces_the_forward_pass():
     folded = fold_identity(free, shape, neutral)
     got = project(cam, landmark_points(folded, replace(params, expr=params.expr - neutral))).T
     np.testing.assert_allclose(got, expected, atol=1e-9)
+
+
+def test_depth_scale_flattens_the_model_about_the_root_joint():
+    rig = sphere_rig()
+    rng = np.random.default_rng(7)
+    cam = camera()
+    params = random_params(rig, rng, shape=rng.normal(size=rig.n_shape))
+    # the same rig with every vertex's depth (template and bases) scaled by 0.8 about the root joint's
+    root_z = rig.j_regressor[0] @ rig.v_template[:, 2]
+    v = rig.v_template.copy()
+    v[:, 2] = root_z + 0.8 * (v[:, 2] - root_z)
+    flat = {name: getattr(rig, name).copy() for name in ("shape_dirs", "expr_dirs", "pose_dirs")}
+    for dirs in flat.values():
+        dirs[:, 2] *= 0.8
+    flattened = Rig(**{**rig.__dict__, "v_template": v, **flat})
+    basis = landmark_basis(rig, n_shape=rig.n_shape, depth_scale=0.8)
+    got = project(cam, landmark_points(basis, params)).T
+    np.testing.assert_allclose(got, observe(flattened, params, cam)[basis.ids], atol=1e-9)
+    # the eyeball keeps its radius: gaze turns the iris as far as on the rig itself
+    np.testing.assert_allclose(basis.iris_offsets, landmark_basis(rig).iris_offsets)
+    # folding identity with more coefficients than the basis holds keeps the flattening
+    held = fold_identity(landmark_basis(rig, depth_scale=0.8), params.shape, rig=rig)
+    np.testing.assert_allclose(project(cam, landmark_points(held, params)).T, got, atol=1e-9)
 
 
 def test_fit_recovers_known_parameters_over_a_sequence():
@@ -103,6 +129,48 @@ def test_fit_keeps_coefficients_in_their_box():
     obs = observe(rig, beyond, cam)[basis.ids]
     fit = fit_frame(basis, obs, cam, initial_pose(basis, obs, cam), exact, cold=True)
     assert fit.params.expr[0] == 0.0 and np.all(fit.params.expr <= 1)
+
+
+def test_l1_prior_keeps_unsupported_activations_at_zero():
+    rig = sphere_rig(arkit=True)
+    cam = camera()
+    basis = fold_identity(landmark_basis(rig), np.zeros(rig.n_shape))
+    active = np.arange(rig.n_expr) % 3 == 0
+    zeros = {}
+    for l1 in (0.0, 1e-3):
+        settings = FitSettings(expr_prior=1e-4, expr_l1=l1, iterations=10)
+        rng = np.random.default_rng(5)  # the same faces and noise for both
+        zeros[l1], errors = 0, []
+        for _ in range(6):
+            truth = replace(random_params(rig, rng), expr=np.where(active, 0.6, 0.0))
+            obs = observe(rig, truth, cam, noise=0.3, rng=rng)[basis.ids]
+            fit = fit_frame(basis, obs, cam, initial_pose(basis, obs, cam), settings, cold=True)
+            zeros[l1] += int(np.sum(fit.params.expr[~active] == 0.0))
+            errors.append(np.abs(fit.params.expr[active] - 0.6).max())
+        assert max(errors) < 0.15  # the supported activations still read
+    # noise scatters small activations over the inactive shapes; the L1 pull holds most of them at zero
+    inactive = 6 * np.sum(~active)
+    assert zeros[0.0] < 0.5 * inactive and zeros[1e-3] > 0.9 * inactive
+
+
+def test_turn_from_the_reference_weakens_the_landmarks():
+    from realtime.track.fit import _turn_weight
+
+    reference = np.radians([0.0, -10.0, 0.0])
+    assert _turn_weight(reference, reference, 15.0) == pytest.approx(1.0)
+    assert _turn_weight(np.radians([0.0, 5.0, 0.0]), reference, 15.0) == pytest.approx(1 / np.sqrt(2))
+    assert _turn_weight(np.radians([40.0, 0.0, 0.0]), None, 15.0) == 1.0
+    # fitted at a turn from the reference, the same noisy face reads its activations closer to zero
+    rig = sphere_rig(arkit=True)
+    cam = camera()
+    basis = fold_identity(landmark_basis(rig), np.zeros(rig.n_shape))
+    truth = replace(random_params(rig, np.random.default_rng(6)), expr=np.full(rig.n_expr, 0.5))
+    obs = observe(rig, truth, cam)[basis.ids]
+    settings = FitSettings(expr_prior=3e-3, iterations=10)
+    plain = fit_frame(basis, obs, cam, truth, settings, reference=truth.rotation)
+    turned = fit_frame(basis, obs, cam, truth, settings, reference=truth.rotation + np.radians([0.0, 30.0, 0.0]))
+    np.testing.assert_allclose(plain.params.expr, fit_frame(basis, obs, cam, truth, settings).params.expr)
+    assert np.all(turned.params.expr < plain.params.expr)
 
 
 def test_identity_is_recovered_from_frames():

@@ -97,23 +97,19 @@ def test_head_rotation_is_recovered(tracked):
         assert np.corrcoef(fitted, [p.rotation[axis] for p in truth])[0, 1] > 0.95
 
 
-@pytest.mark.parametrize("name", ["jaw", "eyeBlinkLeft", "eyeBlinkRight"])
-def test_jaw_and_blinks_are_recovered(tracked, name):
+@pytest.mark.parametrize("name", ["jaw", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "browInnerUp",
+                                  "browOuterUpLeft"])
+def test_expressions_are_recovered(tracked, name):
     rig, _, curves, results = tracked
     assert correlation(rig, results, curves, name) >= 0.9
 
 
-def test_raised_brows_are_seen(tracked):
-    # the issue asks for 0.9; these read 0.87-0.91 here (MediaPipe sees about three quarters of the brows' motion)
-    rig, _, curves, results = tracked
-    for name in ("browInnerUp", "browOuterUpLeft"):
-        assert correlation(rig, results, curves, name) >= 0.8, name
-
-
-@pytest.mark.xfail(strict=True, reason="MediaPipe sees 40 % of the rendered smile's lip motion (the template already "
-                                       "smiles) and reads it as other mouth shapes (correlation about 0.45); the right "
-                                       "outer brow reads about 0.6")
-@pytest.mark.parametrize("name", ["mouthSmileLeft", "mouthSmileRight", "browOuterUpRight"])
-def test_smiles_are_recovered(tracked, name):
+@pytest.mark.xfail(strict=True, reason="about 0.89 each: MediaPipe sees the subject's right side of this avatar "
+                                       "move less (0.45 of a rendered smile's or outer-brow raise's landmark motion, "
+                                       "0.6 on the left), so the jaw opening's raised-looking mouth corners (the "
+                                       "rig opens the mouth with blunt corners) and the far brow during the turn "
+                                       "with pitch weigh more against them")
+@pytest.mark.parametrize("name", ["mouthSmileRight", "browOuterUpRight"])
+def test_right_side_expressions_are_recovered(tracked, name):
     rig, _, curves, results = tracked
     assert correlation(rig, results, curves, name) >= 0.9

@@ -39,8 +39,9 @@ def test_track_video_gives_one_parameter_set_per_frame(tmp_path):
     landmarks[3] = None  # a frame without a face
     path = tmp_path / "clip.mp4"
     write_video(path, [(90, 90, 90)] * 6, fps=24, size=(64, 64))
-    # the scripted frames are unrelated poses, not a video's small steps: allow the fit more steps a frame
-    settings = TrackerSettings(filter=None, calibration_frames=0, fit=FitSettings(iterations=10))
+    # the scripted frames are unrelated poses, not a video's small steps: allow the fit more steps a frame;
+    # the landmarks are the rig's own projections (no MediaPipe depth flattening to make up for)
+    settings = TrackerSettings(filter=None, calibration_frames=0, depth_scale=1.0, fit=FitSettings(iterations=10))
     sequence = track_video(path, rig, settings=settings, detector=ScriptedDetector(landmarks), camera=cam)
     assert len(sequence) == 6 and sequence.fps == pytest.approx(24)
     np.testing.assert_allclose(sequence.timestamps, np.arange(6) / 24, atol=1e-6)

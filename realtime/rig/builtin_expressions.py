@@ -9,6 +9,12 @@ lower lid or an upper lip's into the lower one. "Left" is the subject's left
 (+x), as in FLAME's left eye. Eyeballs and teeth move only with their joints,
 except that jawForward carries the lower teeth with the jaw.
 
+A shape at 1 is the full action, as in ARKit: a full brow raise lifts the brow
+by 1 cm, a full smile the mouth corner by about 1 cm. A feature that moves far
+carries the skin next to it (smooth bumps of handles), so the surface does not
+fold over it: a fold hides the feature behind still skin, and the camera (and
+MediaPipe) then sees a fraction of its motion.
+
 Opening the jaw and turning the eyes are joint rotations (jaw_pose,
 eyes_pose), not blend shapes.
 """
@@ -88,6 +94,18 @@ def _near(v: np.ndarray, pool: np.ndarray, point: np.ndarray, radius: float) -> 
     return pool[keep], (1.0 - (d[keep] / radius) ** 2) ** 2
 
 
+def _bumps(v: np.ndarray, pool: np.ndarray, bumps) -> tuple[np.ndarray, np.ndarray]:
+    """Ids in `pool` and their summed displacements (N, 3) from smooth bumps, each (centre (3,), radius, move (3,)):
+    a bump moves the vertices within its radius by `move` times :func:`_near`'s weight."""
+    total = {}
+    for point, radius, move in bumps:
+        ids, w = _near(v, pool, point, radius)
+        for i, wi in zip(ids, w):
+            total[int(i)] = total.get(int(i), 0.0) + wi * np.asarray(move, float)
+    ids = np.array(sorted(total), dtype=np.int64)
+    return ids, np.array([total[i] for i in ids]).reshape(-1, 3)
+
+
 def _outside_ball(start: np.ndarray, end: np.ndarray, center: np.ndarray, radius: float) -> np.ndarray:
     """Push each end point (N, 3) out from `center`, 0.2 mm at a time, until the segment from its start
     point stays outside the ball. Returns the new end points (N, 3)."""
@@ -143,20 +161,23 @@ def _left_shapes(v: np.ndarray, head: HeadMesh) -> dict[str, Shape]:
     corner = [291, 308]
     upper_left = [267, 269, 270, 409, 312, 311, 310, 415]
     lower_left = [314, 405, 321, 375, 317, 402, 318, 324]
-    cheek_point = v[291] + np.array([0.022, 0.012, -0.01])
-    cheek, cw = _near(v, face, cheek_point, 0.015)
     under_eye = v[374] - np.array([0.0, 0.02, 0.0])
     cheek_up, cuw = _near(v, face, under_eye, 0.014)
     ala, aw = _near(v, face, v[358], 0.007)
     shapes = {
         "browDown": _shape([([300, 293, 334, 276, 283, 282], [0.0, -0.005, 0.0]),
                             ([296, 336, 295, 285], [-0.002, -0.005, 0.001])], eye_loop, 0.022),
-        "browOuterUp": _shape([([300, 276, 293, 283], [0.0, 0.006, 0.0]), ([334, 282], [0.0, 0.003, 0.0])],
-                              eye_loop, 0.03),
+        # brows rise as a whole, most at the raised end: 1 cm there at a full raise
+        "browOuterUp": _shape([([300, 276, 293, 283], [0.0, 0.010, 0.0]), ([334, 282], [0.0, 0.0065, 0.0]),
+                               ([296, 295], [0.0, 0.004, 0.0]), ([336, 285], [0.0, 0.0025, 0.0])],
+                              _ids(eye_loop, g["brow_right"]), 0.035),
         "cheekSquint": _shape([(cheek_up, 0.003 * cuw[:, None] * [0.0, 1.0, 0.2])], eye_loop, 0.025),
         "noseSneer": _shape([(ala, aw[:, None] * [0.0, 0.004, 0.0]), ([1, 4, 5], np.zeros(3))], [0, 13], 0.025),
-        "mouthSmile": _shape([(corner, [0.004, 0.006, -0.003]), (cheek, 0.002 * cw[:, None] * [0.3, 1.0, 0.2])],
-                             lip_centre + right_corner, 0.035),
+        # the corner carries the skin within 3 cm with it (a corner moved alone slides under the skin above it,
+        # which then shows where the corner should), and the cheek rises: about 1 cm up and out at a full smile
+        "mouthSmile": _shape([_bumps(v, face, [(v[291], 0.03, [0.0055, 0.0075, -0.0025]),
+                                               (v[291] + np.array([0.012, 0.022, 0.0]), 0.02, [0.0015, 0.004, 0.0])])],
+                             _ids(lip_centre, right_corner, eye_loop), 0.035),
         "mouthFrown": _shape([(corner, [0.001, -0.005, 0.0])], lip_centre + right_corner, 0.03),
         "mouthDimple": _shape([(corner, [0.002, 0.0, -0.004])], lip_centre + right_corner, 0.03),
         "mouthStretch": _shape([(corner, [0.005, -0.002, -0.001]), ([321, 375, 318, 324], [0.002, -0.002, 0.0])],
@@ -193,8 +214,9 @@ def _both_shapes(v: np.ndarray, head: HeadMesh, mirror: np.ndarray) -> dict[str,
     inward = lambda ids, amount: -amount * sign[ids] * np.array([1.0, 0.0, 0.0])  # noqa: E731
     centre_up, centre_down = [0, 37, 267, 13, 82, 312], [17, 84, 314, 14, 87, 317]
     return {
-        "browInnerUp": _shape([([336, 296, 285, 295, 107, 66, 55, 65], [0.0, 0.007, 0.0]),
-                               ([334, 282, 105, 52], [0.0, 0.003, 0.0])], _ids(eyes, NOSE_RIDGE), 0.035),
+        "browInnerUp": _shape([([336, 296, 285, 295, 107, 66, 55, 65], [0.0, 0.010, 0.0]),
+                               ([334, 282, 105, 52], [0.0, 0.0065, 0.0]), ([293, 283, 63, 53], [0.0, 0.0035, 0.0]),
+                               ([300, 276, 70, 46], [0.0, 0.002, 0.0])], _ids(eyes, NOSE_RIDGE), 0.04),
         "cheekPuff": _shape([(cheeks, 0.006 * cheek_w * np.c_[sign[cheeks], np.zeros(len(cheeks)),
                                                            np.full(len(cheeks), 0.3)])], g["lips_inner"], 0.03),
         "mouthPucker": _shape([(lips, [0.0, 0.0, 0.004]), (corners, inward(corners, 0.008) + [0.0, 0.0, 0.002]),

