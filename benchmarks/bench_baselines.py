@@ -4,8 +4,9 @@ ours is faster).
 1. A GaussianAvatars-style frame, deformation + render of a FLAME-sized avatar (synthetic rig, 4972 vertices,
    300 shape + 100 expression coefficients, SH degree 3, random parameters every frame):
    baseline: the FLAME forward pass and binding in plain torch ops (realtime/deform/torch_backend.py, what
-   GaussianAvatars-style code does) + gsplat on CUDA; on the CPU, the same torch deformation + our CPU renderer.
-   ours: CuPy kernels + gsplat on CUDA; NumPy deformation + our CPU renderer on the CPU.
+   GaussianAvatars-style code does) + gsplat on CUDA; on the CPU, the same torch deformation + our CPU renderer,
+   with torch's default threads and on one thread. ours: CuPy kernels + gsplat on CUDA; NumPy deformation + our
+   CPU renderer on the CPU. The paths take turns frame by frame, so load drifts hit them alike.
 2. Our CPU renderer against gsplat's own pure-torch reference (gsplat 1.5.3, gsplat/cuda/_torch_impl.py):
    its projection (`_quat_scale_to_covar_preci`, `_fully_fused_projection`), SH (`_spherical_harmonics`) and tile
    intersection (`_isect_tiles`, `_isect_offset_encode`) run on CPU tensors without compiling CUDA; its
@@ -201,6 +202,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+class _OneThread:
+    """A torch deformer whose calls run on one CPU thread (torch's OpenMP threads are restored after each)."""
+
+    def __init__(self, deformer) -> None:
+        self.deformer = deformer
+
+    def deform(self, params):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.deformer.deform(params)
+        finally:
+            torch.set_num_threads(threads)
+
+
 def avatar_frame_paths(n_gaussians: int, size: int, frames: int, device: str) -> dict:
     """Deformation + render per frame: torch deformation (baseline) vs ours (NumPy on the CPU, CuPy on CUDA),
     both drawn by the renderer of `device` ('cpu': our CPU renderer, 'cuda': gsplat)."""
@@ -213,13 +229,18 @@ def avatar_frame_paths(n_gaussians: int, size: int, frames: int, device: str) ->
     opacities, sh = avatar.opacities.astype(np.float32), avatar.sh.astype(np.float32)
     if device == "cuda":
         opacities, sh = torch.from_numpy(opacities).cuda(), torch.from_numpy(sh).cuda()
-    paths = {"baseline_torch": make_deformer(avatar, "torch", device=device),
-             "ours": make_deformer(avatar, "cupy" if device == "cuda" else "numpy",
-                                   device=device if device == "cuda" else None)}
-    result = {"gaussians": n_gaussians, "size": [size, size], "device": device,
-              "paths": {"baseline_torch": f"torch deformation + {'gsplat' if device == 'cuda' else 'our CPU renderer'}",
-                        "ours": ("CuPy kernels + gsplat" if device == "cuda"
-                                 else "NumPy deformation + our CPU renderer")}}
+    renderer_name = "gsplat" if device == "cuda" else "our CPU renderer"
+    torch_deformer = make_deformer(avatar, "torch", device=device)
+    paths = {"ours": make_deformer(avatar, "cupy" if device == "cuda" else "numpy",
+                                   device=device if device == "cuda" else None),
+             "baseline_torch": torch_deformer}
+    descriptions = {"ours": f"{'CuPy kernels' if device == 'cuda' else 'NumPy deformation'} + {renderer_name}",
+                    "baseline_torch": f"torch deformation + {renderer_name}"}
+    if device == "cpu":
+        paths["baseline_torch_1_thread"] = _OneThread(torch_deformer)
+        descriptions["baseline_torch_1_thread"] = f"torch deformation on 1 thread + {renderer_name}"
+        descriptions["baseline_torch"] += f" (torch's default {torch.get_num_threads()} threads)"
+    result = {"gaussians": n_gaussians, "size": [size, size], "device": device, "paths": descriptions}
     times = {label: ([], []) for label in paths}  # (deform ms, render ms) per path
     for i in range(WARMUP + frames):  # the paths take turns frame by frame: both see the same load over time
         for label, deformer in paths.items():
@@ -237,9 +258,9 @@ def avatar_frame_paths(n_gaussians: int, size: int, frames: int, device: str) ->
     for label, (deform_ms, render_ms) in times.items():
         result[label] = {"deform": summarize_ms(deform_ms), "render": summarize_ms(render_ms),
                          "total": summarize_ms([a + b for a, b in zip(deform_ms, render_ms)])}
-    result["ratio_baseline_over_ours_p50"] = {
-        part: result["baseline_torch"][part]["p50_ms"] / result["ours"][part]["p50_ms"]
-        for part in ("deform", "render", "total")}
+    result["ratios_over_ours_p50"] = {
+        label: {part: result[label][part]["p50_ms"] / result["ours"][part]["p50_ms"]
+                for part in ("deform", "render", "total")} for label in paths if label != "ours"}
     return result
 
 
@@ -261,8 +282,9 @@ def run(quick: bool = False, devices: tuple[str, ...] = ("cpu",), smoke: bool = 
         report["cpu_renderer_vs_reference"].append(cpu_renderer_vs_reference(n, size, render_frames))
     report["gsplat_torch_reference"] = gsplat_torch_reference() is not None
     report["notes"] = [
-        "GaussianAvatars-style frames: the two paths take turns frame by frame. torch on the CPU runs its default "
-        "threads (OpenMP); on a busy machine its barriers wait for descheduled threads, so its times scatter widely.",
+        "GaussianAvatars-style frames: the paths take turns frame by frame. On the CPU torch runs with its default "
+        "threads (OpenMP) and, as a second baseline, on one thread: on this 2-core VM torch's two OpenMP threads "
+        "often stall for hundreds of milliseconds next to other thread pools, one thread does not.",
         "gsplat's torch rasterization (_rasterize_to_pixels) calls a CUDA op and cannot run on CPU tensors: "
         "compositing in the reference is our plain torch tile compositor with gsplat's rules.",
         "gsplat's torch _isect_tiles loops over Gaussians and tiles in Python: it dominates the reference's time.",
@@ -283,7 +305,7 @@ def main() -> None:
         else ("cpu",)
     report = {"benchmark": "baselines", "meta": metadata(), **run(args.quick, devices)}
     for row in report["avatar_frame"]:
-        print(row["device"], row["gaussians"], row["size"], "baseline/ours p50:", row["ratio_baseline_over_ours_p50"])
+        print(row["device"], row["gaussians"], row["size"], "baseline/ours p50:", row["ratios_over_ours_p50"])
     for row in report["cpu_renderer_vs_reference"]:
         print("cpu renderer", row["gaussians"], row["size"], row["ratio_reference_over_ours_p50"],
               row["image_abs_difference"])

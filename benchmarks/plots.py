@@ -264,9 +264,11 @@ def baselines(suites: list[dict], path: Path) -> Path | None:
         if not b:
             continue
         for row in b["avatar_frame"]:
-            labels.append(f"GaussianAvatars-style frame {row['device'].upper()} {count_label(row['gaussians'])} "
-                          f"{row['size'][0]}px{_suffix(suite, many)}")
-            ratios.append(row["ratio_baseline_over_ours_p50"]["total"])
+            for label, ratio in row["ratios_over_ours_p50"].items():
+                threads = ", torch 1 thread" if label.endswith("1_thread") else ""
+                labels.append(f"GaussianAvatars-style frame {row['device'].upper()}{threads}, "
+                              f"{count_label(row['gaussians'])} {row['size'][0]}px{_suffix(suite, many)}")
+                ratios.append(ratio["total"])
         for row in b["cpu_renderer_vs_reference"]:
             for part, value in row["ratio_reference_over_ours_p50"].items():
                 labels.append(f"CPU render vs torch reference, {RATIO_PARTS.get(part, part)}, "

@@ -88,7 +88,9 @@ def test_smoke_sections_hold_their_measurements(smoke):
     for run in live["runs"]:
         assert run["glass_to_glass_ms"]["frames"] > 0 and {"deform", "render"} <= set(run["stages_ms"])
     (frame,) = s["baselines"]["avatar_frame"]
-    assert set(frame["ratio_baseline_over_ours_p50"]) == {"deform", "render", "total"}
+    assert set(frame["ratios_over_ours_p50"]) == {"baseline_torch", "baseline_torch_1_thread"}
+    for label, ratios in frame["ratios_over_ours_p50"].items():
+        assert set(ratios) == {"deform", "render", "total"} and frame[label]["total"]["frames"] > 0
     (cpu,) = s["baselines"]["cpu_renderer_vs_reference"]
     assert "total" in cpu["ratio_reference_over_ours_p50"]
     assert cpu["image_abs_difference"]["max"] < 0.02  # the baseline draws the same picture
