@@ -47,8 +47,6 @@ class TrackerSettings:
     a webcam's optics, so they fit best at 10-20 degrees, but depth motion then reads several times too large;
     with the landmark offsets the assumed webcam field of view fits within a few tenths of a percent as well
     calibration_frames: frames with a face over which the identity is estimated (0: keep the rig's mean identity)
-    settle_frames: frames of a newly found face that calibration skips: MediaPipe's streaming landmarks start from
-    its detector's box and settle over the next few frames (about a pixel a frame at first, on a still face)
     n_shape: identity components estimated (the rig's leading ones)
     hold_s: with no face, hold the last pose this long; ease_s: then ease to neutral over this long
     lost_residual: a fit whose mean landmark error exceeds this fraction of the inter-ocular distance counts as
@@ -59,10 +57,10 @@ class TrackerSettings:
     landmark_offsets: after calibration, add to each fitted landmark the mean head-local offset between the fit
     and the calibration frames (identity detail that the rig's identity shapes cannot express)
     depth_scale: the fitted model's depth relief relative to the rig's (see landmark_basis). MediaPipe's landmarks
-    move with a turning head as a flatter face's would: rendering the demo avatar with known head turns, the rig
-    as it is reads yaw at 0.82 and pitch at 0.63 of the truth, at 0.85 of its depth 0.94 and 0.75; on the real
-    clip d3 the reprojection error falls with it (0.0263 -> 0.0254 of the inter-ocular distance at 0.9). 1 for
-    exact landmarks (a rig's own projections)
+    move with a turning head as a flatter face's would: tracking renders of the demo avatar turned by known
+    angles, the rig as it is reads yaw at 0.85 and pitch at 0.69 of the truth (2.3 degrees mean error), at 0.85
+    of its depth 0.96 and 0.79 (1.5 degrees); on the real clip d3 the reprojection error falls too (0.0207 ->
+    0.0198 of the inter-ocular distance). 1 for exact landmarks (a rig's own projections)
     max_faces: faces MediaPipe looks for; the largest is tracked
     model_path: a MediaPipe FaceLandmarker `.task` file to use instead of the bundled FaceMesh (never downloaded)
     filter: One-Euro settings, None for raw fits
@@ -72,7 +70,6 @@ class TrackerSettings:
     fov_x_deg: float = 60.0
     fov_candidates: tuple[float, ...] = ()
     calibration_frames: int = 5
-    settle_frames: int = 4
     n_shape: int = 50
     neutral_at_calibration: bool = True
     landmark_offsets: bool = True
@@ -163,7 +160,6 @@ class Tracker:
     def reset(self) -> None:
         """Forget the pose history (not the identity): the next face is fitted from a cold start."""
         self._state: RigParams | None = None         # last raw fit, warm start of the next
-        self._tracked_frames = 0                     # frames since the last cold start
         self._last_output: RigParams | None = None   # last output with a face, start of the ease
         self._last_face_time: float | None = None
         self._rest_translation = np.zeros(3)
@@ -273,7 +269,6 @@ class Tracker:
             self._state = None
             return None, None
         cold = self._state is None
-        self._tracked_frames = 0 if cold else self._tracked_frames + 1
         init = initial_pose(basis, obs, self.camera) if cold else self._state
         try:
             fit = fit_frame(basis, obs, self.camera, init, self.settings.fit, cold=cold, reference=self._reference)
@@ -306,8 +301,6 @@ class Tracker:
         """Collect one calibration frame; after `calibration_frames`, fit them all again with each candidate field
         of view (when the camera was not given), keep the camera that fits best, hold the mean identity, take the
         neutral from them (see TrackerSettings.neutral_at_calibration) and recentre."""
-        if self._tracked_frames < self.settings.settle_frames:
-            return params
         self._calib_points.append(points[:, :2].astype(np.float64))
         if len(self._calib_points) < self.settings.calibration_frames:
             return params
