@@ -21,9 +21,10 @@ prior on the activations (coefficients bounded below by zero: small, unsupported
 ones stay at exactly zero), a temporal prior towards the previous frame, and box
 bounds on the coefficients and jaw kept by an active-set solve. Given a reference
 head rotation (the tracker's calibration pose), the landmarks count less as the head
-turns away from it: MediaPipe's landmarks and the calibrated model agree less there. Pose correctives enter at the current jaw and eye angles (not
-differentiated). Gaze is a second small fit per eye: the iris centre turns with
-the eyeball about the rig's eye joint, and is matched relative to the eye corners.
+turns away from it: MediaPipe's landmarks and the calibrated model agree less there.
+Pose correctives enter at the current jaw and eye angles (not differentiated).
+Gaze is a second small fit per eye: the iris centre turns with the eyeball about
+the rig's eye joint, and is matched relative to the eye corners.
 The loops run compiled (:mod:`realtime.track.fit_kernel`); :func:`landmark_points`
 is the NumPy model they are checked against.
 """
@@ -385,8 +386,8 @@ def fit_frame(basis: LandmarkBasis, observed: np.ndarray, camera: Camera, init: 
         basis.x0, basis.xd, basis.xp_or_empty, basis.moves, basis.j0[0], basis.jd_root, basis.groups, basis.jaw_slot,
         np.ascontiguousarray(view[:3, :3]), view[:3, 3].copy(), camera.K[[0, 1, 0, 1], [0, 1, 2, 2]].astype(np.float64),
         obs, weights, np.asarray(init.rotation, np.float64), np.asarray(init.translation, np.float64),
-        np.asarray(init.jaw_pose, np.float64), eyes, np.clip(_coeffs(basis, init), basis.lower, basis.upper), prior, linear,
-        0.0 if cold else settings.temporal, JAW_LOWER, JAW_UPPER, basis.lower, basis.upper,
+        np.asarray(init.jaw_pose, np.float64), eyes, np.clip(_coeffs(basis, init), basis.lower, basis.upper), prior,
+        linear, 0.0 if cold else settings.temporal, JAW_LOWER, JAW_UPPER, basis.lower, basis.upper,
         settings.cold_iterations if cold else settings.iterations, settings.tolerance)
     return FitResult(params=_params(basis, rotation, trans, jaw, coeffs, eyes), residual=obs - proj.T,
                      iterations=steps, face_scale=_face_scale(obs))
