@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from realtime.avatar.gaussians import Avatar
+from realtime.blas import OneBlasThread
 from realtime.deform.base import DeformedGaussians
 from realtime.deform.reference import deform
 from realtime.rig.model import RigParams
@@ -23,6 +24,7 @@ class NumpyDeformer:
         self._avatar = avatar
 
     def deform(self, params: RigParams) -> DeformedGaussians:
-        out = deform(self._avatar, params, np.float32)
+        with OneBlasThread():
+            out = deform(self._avatar, params, np.float32)
         g = out.gaussians
         return DeformedGaussians(means=g.means, quats=g.quats, scales=g.scales, vertices=out.vertices)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from realtime.blas import OneBlasThread
 from realtime.camera import Camera, intrinsics, look_at
 from realtime.rig.model import Rig, RigParams
 from realtime.track import landmark_ids as mp_ids
@@ -100,27 +101,6 @@ class TrackResult:
     timings: dict[str, float]
     raw_params: RigParams | None = None
     error_iod: float | None = None
-
-
-class _BlasLimit:
-    """One BLAS thread while fitting: its matrices are small, and a second thread only adds hand-off cost (and
-    spins for milliseconds when the cores are busy). Covers NumPy's BLAS and SciPy's, which numba's linear algebra
-    calls."""
-
-    _limiter = None
-
-    def __enter__(self):
-        if _BlasLimit._limiter is None:
-            import scipy.linalg  # noqa: F401  (loads SciPy's BLAS so that the controller sees it)
-            from threadpoolctl import ThreadpoolController
-
-            _BlasLimit._limiter = ThreadpoolController().select(user_api="blas")
-        self._ctx = _BlasLimit._limiter.limit(limits=1)
-        self._ctx.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._ctx.__exit__(*exc)
 
 
 class Tracker:
@@ -216,7 +196,7 @@ class Tracker:
                 raise ValueError(f"landmarks must be ({mp_ids.N_LANDMARKS}, 2 or 3), got {points.shape}")
             if not np.all(np.isfinite(points[:, :2])):
                 raise ValueError("landmarks hold NaN or infinite values")
-            with _BlasLimit():
+            with OneBlasThread():
                 raw, error = self._fit(points)
         fitted = time.perf_counter()
         timings["fit"] = (fitted - start) * 1e3
