@@ -9,7 +9,7 @@ count x resolution), deform (NumPy, torch, CuPy), encode (VP8, H.264 at 512x512)
 over loopback: Python peers, headless Chromium when installed), baselines (benchmarks/bench_baselines.py),
 and in the full profile track and builder (their own scripts, in subprocesses).
 
-Profiles: `full` (default; about 20-30 minutes on a 2-core CPU), `quick` (under 3 minutes on a 2-core CPU: small
+Profiles: `full` (default; 7 to 12 minutes on a busy 2-core CPU), `quick` (under 3 minutes on a 2-core CPU: small
 sizes, few frames, no browser, no track/builder) and `smoke` (seconds of measuring: the test suite's check that
 every file and field is produced). Writes DIR/suite_<machine>.json, DIR/report.md and DIR/*.png; DIR defaults to
 benchmarks/results (full) or benchmarks/results/quick (quick, smoke).
