@@ -179,10 +179,9 @@ class LivePipeline:
             if self._avatar_loader is None or name not in self._avatar_names:
                 raise ValueError(f"unknown avatar {name!r}; offered: {', '.join(self._avatar_names) or 'none'}")
             avatar = self._avatar_loader(name)
-            painter = AvatarPainter(avatar, self.painter.camera if avatar is self.painter.avatar
-                                    else avatar.camera.resized(self.painter.camera.width, self.painter.camera.height),
-                                    backend=self.painter.backend, background=self.painter.background)
-            self._new_painter = painter
+            camera = avatar.camera.resized(self.painter.camera.width, self.painter.camera.height)
+            self._new_painter = AvatarPainter(avatar, camera, backend=self.painter.backend,
+                                              background=self.painter.background)
         else:
             raise ValueError(f"unknown control action {action!r}")
 
