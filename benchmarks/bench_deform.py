@@ -62,6 +62,47 @@ def time_frames(deformer, frames: list, max_frames: int, seconds: float, cuda: b
     return result
 
 
+def backends_here(cuda: bool) -> tuple[list[tuple[str, str, str | None]], list[str]]:
+    """(label, backend, device) of every deformation backend that can run here, and notes on those that can't."""
+    backends = [("numpy", "numpy", None), ("torch-cpu", "torch", "cpu")]
+    notes = []
+    if cuda:
+        backends.append(("torch-cuda", "torch", "cuda"))
+        if importlib.util.find_spec("cupy") is not None:
+            backends.append(("cupy", "cupy", "cuda"))
+        else:
+            notes.append("CuPy not installed: cupy backend not measured")
+    else:
+        notes.append("no CUDA device: torch-cuda and cupy backends not measured (CPU backends only)")
+    return backends, notes
+
+
+def bench_rig():
+    """The FLAME-sized synthetic rig every deformation figure is measured on."""
+    return synthetic_rig(n_rings=72, n_segments=70, n_shape=300, n_expr=100, seed=1)
+
+
+def measure(rig, sizes: list[int], backends: list, max_frames: int, seconds: float, log=None) -> list[dict]:
+    """One row per Gaussian count: each backend's time_frames, and the speed-ups against the torch baseline."""
+    results = []
+    for n in sizes:
+        avatar = random_avatar(rig, n, seed=0)
+        frames = [random_params(avatar, seed=s) for s in range(16)]
+        row = {"n_gaussians": n}
+        for label, backend, device in backends:
+            deformer = make_deformer(avatar, backend, device=device)
+            row[label] = time_frames(deformer, frames, max_frames, seconds, cuda=device == "cuda")
+            if log:
+                log(f"{n:>8} {label:<10} p50 {row[label]['frame']['p50_ms']:8.3f} ms  "
+                    f"p99 {row[label]['frame']['p99_ms']:8.3f} ms")
+            del deformer
+        baseline = "torch-cuda" if "torch-cuda" in row else "torch-cpu"
+        row["speedup_vs_" + baseline] = {label: row[baseline]["frame"]["p50_ms"] / row[label]["frame"]["p50_ms"]
+                                         for label, _, _ in backends if label in row}
+        results.append(row)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -69,36 +110,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="most seconds timed per backend and size")
     args = parser.parse_args()
 
-    cuda = torch.cuda.is_available()
-    have_cupy = importlib.util.find_spec("cupy") is not None
-    backends = [("numpy", "numpy", None), ("torch-cpu", "torch", "cpu")]
-    notes = []
-    if cuda:
-        backends.append(("torch-cuda", "torch", "cuda"))
-        if have_cupy:
-            backends.append(("cupy", "cupy", "cuda"))
-        else:
-            notes.append("CuPy not installed: cupy backend not measured")
-    else:
-        notes.append("no CUDA device: torch-cuda and cupy backends not measured (CPU backends only)")
-
-    rig = synthetic_rig(n_rings=72, n_segments=70, n_shape=300, n_expr=100, seed=1)
-    results = []
-    for n in args.sizes:
-        avatar = random_avatar(rig, n, seed=0)
-        frames = [random_params(avatar, seed=s) for s in range(16)]
-        row = {"n_gaussians": n}
-        for label, backend, device in backends:
-            deformer = make_deformer(avatar, backend, device=device)
-            row[label] = time_frames(deformer, frames, args.frames, args.seconds, cuda=device == "cuda")
-            print(f"{n:>8} {label:<10} p50 {row[label]['frame']['p50_ms']:8.3f} ms  "
-                  f"p99 {row[label]['frame']['p99_ms']:8.3f} ms", flush=True)
-            del deformer
-        baseline = "torch-cuda" if "torch-cuda" in row else "torch-cpu"
-        row["speedup_vs_" + baseline] = {label: row[baseline]["frame"]["p50_ms"] / row[label]["frame"]["p50_ms"]
-                                         for label, _, _ in backends if label in row}
-        results.append(row)
-
+    backends, notes = backends_here(torch.cuda.is_available())
+    rig = bench_rig()
+    results = measure(rig, args.sizes, backends, args.frames, args.seconds, log=lambda line: print(line, flush=True))
     report = {"benchmark": "deform", "meta": {**metadata(), "torch_threads": torch.get_num_threads(),
                                               "load_average_1m": os.getloadavg()[0]},
               "notes": notes,

@@ -142,36 +142,12 @@ def section_render(ctx: Context) -> dict:
 
 def section_deform(ctx: Context) -> dict:
     """Per-frame deformation on every backend that can run here (bench_deform's rig, avatars and timing)."""
-    import importlib.util
-
     import bench_deform
 
-    from realtime.avatar.synthetic import random_avatar, random_params
-    from realtime.deform import make_deformer
-    from realtime.rig.synthetic import synthetic_rig
-
-    backends = [("numpy", "numpy", None), ("torch-cpu", "torch", "cpu")]
-    notes = []
-    if ctx.cuda["deform"]:
-        backends.append(("torch-cuda", "torch", "cuda"))
-        if importlib.util.find_spec("cupy") is not None:
-            backends.append(("cupy", "cupy", "cuda"))
-        else:
-            notes.append("CuPy not installed: cupy backend not measured")
-    else:
-        notes.append("no CUDA device measured: torch-cuda and cupy not measured")
-    rig = synthetic_rig(n_rings=72, n_segments=70, n_shape=300, n_expr=100, seed=1)
-    rows = []
-    for n in ctx.profile.deform_sizes:
-        avatar = random_avatar(rig, n, seed=0)
-        frames = [random_params(avatar, seed=s) for s in range(16)]
-        row = {"n_gaussians": n}
-        for label, backend, device in backends:
-            deformer = make_deformer(avatar, backend, device=device)
-            row[label] = bench_deform.time_frames(deformer, frames, ctx.profile.deform_frames,
-                                                  ctx.profile.deform_seconds, cuda=device == "cuda")
-            del deformer
-        rows.append(row)
+    backends, notes = bench_deform.backends_here(ctx.cuda["deform"])
+    rig = bench_deform.bench_rig()
+    rows = bench_deform.measure(rig, ctx.profile.deform_sizes, backends, ctx.profile.deform_frames,
+                                ctx.profile.deform_seconds)
     return {"rig": {"vertices": rig.n_vertices, "faces": rig.n_faces, "shape": rig.n_shape, "expr": rig.n_expr},
             "backends": [label for label, _, _ in backends], "notes": notes, "results": rows}
 
