@@ -18,7 +18,6 @@ import asyncio
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Iterable, Iterator
 
 import numpy as np
@@ -26,19 +25,9 @@ import numpy as np
 from realtime.avatar.gaussians import Avatar
 from realtime.camera import Camera
 from realtime.deform import make_deformer
+from realtime.frames import OutputFrame
 from realtime.render import render, resolve_backend
 from realtime.rig.model import RigParams
-
-
-@dataclass
-class OutputFrame:
-    """image: (H, W, 3) uint8 RGB; capture_ts_ns: time.monotonic_ns() when the driving input was captured;
-    timings: milliseconds per stage, in stage order; index: output frames counted from 0."""
-
-    image: np.ndarray
-    capture_ts_ns: int
-    timings: dict[str, float] = field(default_factory=dict)
-    index: int = 0
 
 
 def lap(timings: dict[str, float], stage: str, start: float) -> float:

@@ -310,7 +310,7 @@ def test_odd_and_huge_camera_frames_are_made_acceptable():
 
 
 def test_bad_producer_frames_are_counted_and_a_failing_producer_is_reported():
-    from realtime.stream.producer import OutputFrame
+    from realtime.frames import OutputFrame
 
     class Flaky(TestPatternProducer):
         async def frames(self):

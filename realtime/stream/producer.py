@@ -3,29 +3,16 @@
 The server drives any object with this shape (``typing.Protocol``: no base class
 to inherit; the live loop in ``realtime.pipeline`` sits below this package and
 does not import it). Frames are read by attribute, so any object with
-``image``, ``capture_ts_ns`` and ``timings`` works as a frame.
+``image``, ``capture_ts_ns`` and ``timings`` works as a frame
+(``realtime.frames.OutputFrame`` is the one both sides make).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol
 
 import numpy as np
 
-
-@dataclass
-class OutputFrame:
-    """One rendered frame.
-
-    image: (H, W, 3) uint8 RGB, H and W even, W >= 128.
-    capture_ts_ns: ``time.monotonic_ns()`` when the input frame that drove this
-        output was captured (or arrived in the server).
-    timings: per-stage durations in milliseconds, e.g. ``{"track": 2.1, "render": 30.4}``.
-    """
-
-    image: np.ndarray
-    capture_ts_ns: int
-    timings: dict[str, float] = field(default_factory=dict)
+from realtime.frames import OutputFrame
 
 
 class FrameProducer(Protocol):

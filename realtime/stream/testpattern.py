@@ -14,7 +14,7 @@ from typing import AsyncIterator
 
 import numpy as np
 
-from .producer import OutputFrame
+from realtime.frames import OutputFrame
 from .tracks import check_image
 
 INPUT_FRESH_NS = 1_000_000_000
