@@ -58,9 +58,29 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return check_rgb(image, "image", LandmarkError)
 
 
-def _to_pixels(landmarks, width: int, height: int) -> np.ndarray:
-    """MediaPipe normalised landmarks (a sequence with .x .y .z) to (N, 3) float32 pixels."""
-    xyz = np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float32)
+def _normalised_xyz(landmark_list) -> np.ndarray:
+    """(N, 3) float32 x, y, z of a MediaPipe NormalizedLandmarkList.
+
+    Reads the protobuf wire format directly when every landmark holds exactly x, y and z (17 bytes each: the
+    list's field tag and length, then three tagged little-endian floats): 0.03 ms instead of 0.19 ms for
+    visiting 478 Python objects. Any other layout (visibility or presence set, a field left out) takes the
+    general path."""
+    wire = np.frombuffer(landmark_list.SerializeToString(), np.uint8)
+    n = len(landmark_list.landmark)
+    if wire.size == 17 * n:
+        rows = wire.reshape(n, 17)
+        if np.all(rows[:, [0, 1, 2, 7, 12]] == np.array([0x0A, 15, 0x0D, 0x15, 0x1D], np.uint8)):
+            return np.ascontiguousarray(rows[:, [3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16]]).view("<f4").astype(np.float32)
+    return _xyz(landmark_list.landmark)
+
+
+def _xyz(landmarks) -> np.ndarray:
+    """(N, 3) float32 .x .y .z of a sequence of landmark objects."""
+    return np.array([(p.x, p.y, p.z) for p in landmarks], dtype=np.float32).reshape(-1, 3)
+
+
+def _pixels(xyz: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N, 3) normalised x, y, z to pixels (z scaled like x, as MediaPipe scales it)."""
     return xyz * np.array([width, height, width], dtype=np.float32)
 
 
@@ -82,6 +102,9 @@ class LandmarkDetector:
         self._timestamp_ms = 0
         self._tasks = None
         self._mesh = None
+        self._tasks_args = (None if model_path is None else
+                            (Path(model_path), static_image_mode, max_faces, min_detection_confidence,
+                             min_tracking_confidence))
         if model_path is None:
             from mediapipe.python.solutions.face_mesh import FaceMesh
 
@@ -89,8 +112,7 @@ class LandmarkDetector:
                                   min_detection_confidence=min_detection_confidence,
                                   min_tracking_confidence=min_tracking_confidence)
         else:
-            self._tasks = _open_face_landmarker(Path(model_path), static_image_mode, max_faces,
-                                                min_detection_confidence, min_tracking_confidence)
+            self._tasks = _open_face_landmarker(*self._tasks_args)
 
     def detect(self, image: np.ndarray, timestamp_ms: int | None = None) -> list[FaceLandmarks]:
         """All faces found in `image` ((H, W, 3) uint8 RGB), in MediaPipe's order.
@@ -103,9 +125,8 @@ class LandmarkDetector:
         if self._mesh is None and self._tasks is None:
             raise LandmarkError("the detector is closed")
         if self._mesh is not None:
-            result = self._mesh.process(image)
-            faces = result.multi_face_landmarks or []
-            return [FaceLandmarks(_to_pixels(f.landmark, width, height)) for f in faces]
+            faces = self._mesh.process(image).multi_face_landmarks or []
+            return [FaceLandmarks(_pixels(_normalised_xyz(f), width, height)) for f in faces]
         import mediapipe as mp
 
         frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=image)
@@ -114,12 +135,20 @@ class LandmarkDetector:
         else:
             self._timestamp_ms = self._timestamp_ms + 1 if timestamp_ms is None else int(timestamp_ms)
             result = self._tasks.detect_for_video(frame, self._timestamp_ms)
-        return [FaceLandmarks(_to_pixels(f[:N_LANDMARKS], width, height)) for f in result.face_landmarks]
+        return [FaceLandmarks(_pixels(_xyz(f[:N_LANDMARKS]), width, height)) for f in result.face_landmarks]
 
     def detect_largest(self, image: np.ndarray, timestamp_ms: int | None = None) -> FaceLandmarks | None:
         """The face with the largest bounding box in `image`, or None when there is none."""
         faces = self.detect(image, timestamp_ms)
         return max(faces, key=lambda f: f.bbox_area, default=None)
+
+    def reset(self) -> None:
+        """Forget the faces tracked so far: the next frame starts with a detection, as the first did."""
+        if self._mesh is not None:
+            self._mesh.reset()
+        elif self._tasks is not None:
+            self._tasks.close()
+            self._tasks = _open_face_landmarker(*self._tasks_args)
 
     def close(self) -> None:
         """Release MediaPipe's graph; the detector cannot be used afterwards."""
@@ -131,6 +160,40 @@ class LandmarkDetector:
             self._tasks = None
 
     def __enter__(self) -> "LandmarkDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FaceBoxes:
+    """MediaPipe's short-range face detector (BlazeFace, the one FaceMesh runs to find faces) on its own: face
+    boxes without landmarks, for looking over a whole frame now and then. Use as a context manager or call
+    `close()`."""
+
+    def __init__(self, min_detection_confidence: float = 0.5):
+        from mediapipe.python.solutions.face_detection import FaceDetection
+
+        self._graph = FaceDetection(min_detection_confidence=min_detection_confidence, model_selection=0)
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        """(F, 4) float32 boxes (x0, y0, x1, y1) in pixels of the faces in `image` ((H, W, 3) uint8 RGB)."""
+        image = check_image(image)
+        if self._graph is None:
+            raise LandmarkError("the face detector is closed")
+        height, width = image.shape[:2]
+        boxes = [d.location_data.relative_bounding_box
+                 for d in self._graph.process(image).detections or []]
+        xywh = np.array([(b.xmin, b.ymin, b.width, b.height) for b in boxes], np.float32).reshape(-1, 4)
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        return xyxy * np.array([width, height, width, height], np.float32)
+
+    def close(self) -> None:
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    def __enter__(self) -> "FaceBoxes":
         return self
 
     def __exit__(self, *exc) -> None:

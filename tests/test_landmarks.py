@@ -106,3 +106,20 @@ def test_face_landmarks_bbox_from_points():
     face = FaceLandmarks(pts)
     assert face.bbox == (10.0, 20.0, 50.0, 80.0)
     assert face.bbox_area == 40.0 * 60.0
+
+
+def test_landmark_lists_read_from_their_wire_format_and_otherwise():
+    from mediapipe.framework.formats.landmark_pb2 import NormalizedLandmarkList
+
+    from realtime.landmarks import _normalised_xyz
+
+    xyz = np.random.default_rng(0).normal(size=(478, 3)).astype(np.float32)
+    plain = NormalizedLandmarkList()
+    for x, y, z in xyz:
+        plain.landmark.add(x=x, y=y, z=z)
+    np.testing.assert_array_equal(_normalised_xyz(plain), xyz)     # the 17-bytes-a-point layout
+    extra = NormalizedLandmarkList()
+    extra.CopyFrom(plain)
+    extra.landmark[7].visibility = 0.5                             # one point with a fourth field
+    np.testing.assert_array_equal(_normalised_xyz(extra), xyz)
+    assert _normalised_xyz(NormalizedLandmarkList()).shape == (0, 3)

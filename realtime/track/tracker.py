@@ -62,7 +62,8 @@ class TrackerSettings:
     angles, the rig as it is reads yaw at 0.85 and pitch at 0.69 of the truth (2.3 degrees mean error), at 0.85
     of its depth 0.96 and 0.79 (1.5 degrees); on the real clip d3 the reprojection error falls too (0.0207 ->
     0.0198 of the inter-ocular distance). 1 for exact landmarks (a rig's own projections)
-    max_faces: faces MediaPipe looks for; the largest is tracked
+    face_check_every: frames between looks over the whole frame for a face larger than the one followed (the
+    largest face is tracked; see realtime.track.largest_face)
     model_path: a MediaPipe FaceLandmarker `.task` file to use instead of the bundled FaceMesh (never downloaded)
     filter: One-Euro settings, None for raw fits
     recentre: move the world origin to the head's place at calibration (only without a given camera)
@@ -77,7 +78,7 @@ class TrackerSettings:
     hold_s: float = 0.5
     ease_s: float = 1.0
     lost_residual: float = 0.25
-    max_faces: int = 2
+    face_check_every: int = 30
     model_path: str | None = None
     depth_scale: float = 0.85
     fit: FitSettings = field(default_factory=lambda: FitSettings(expr_l1=TRACKING_L1))
@@ -108,7 +109,7 @@ class Tracker:
 
     rig: the avatar's rig (its landmark embedding must cover MediaPipe's contour points)
     detector: anything with `detect_largest(image) -> object with .points (478, 3) | None`; by default a
-    realtime.landmarks.LandmarkDetector in streaming mode, made on first use
+    realtime.track.largest_face.LargestFaceLandmarks, made on first use
     camera: the camera the frames come from, in the world the parameters should live in (see the module doc)
     """
 
@@ -222,10 +223,10 @@ class Tracker:
     # -- steps -----------------------------------------------------------------------------------------
     def _ensure_detector(self):
         if self._detector is None:
-            from realtime.landmarks import LandmarkDetector
+            from realtime.track.largest_face import LargestFaceLandmarks
 
-            self._detector = LandmarkDetector(static_image_mode=False, max_faces=self.settings.max_faces,
-                                              model_path=self.settings.model_path)
+            self._detector = LargestFaceLandmarks(check_every=self.settings.face_check_every,
+                                                  model_path=self.settings.model_path)
         return self._detector
 
     def _ensure_camera(self, image_size: tuple[int, int]) -> None:
