@@ -234,3 +234,25 @@ def test_compiled_fit_reports_the_numpy_models_residual():
     fit = fit_frame(basis, obs, cam, init, cold=True)
     reference = obs - project(cam, landmark_points(basis, fit.params)).T
     np.testing.assert_allclose(fit.residual, reference, atol=1e-6)
+
+
+def test_landmarks_turning_away_from_the_camera_lose_their_weight():
+    from realtime.rig.builtin import builtin_rig
+    from realtime.track.fit import facing_weights
+
+    rig = builtin_rig()
+    basis, cam = landmark_basis(rig), camera()
+    left, right = np.isin(basis.ids, mp_ids.LEFT_EYEBROW), np.isin(basis.ids, mp_ids.RIGHT_EYEBROW)
+
+    def weights(yaw_deg, reference=None):
+        params = RigParams.neutral(rig, np.float64)
+        params.rotation = np.radians([0.0, yaw_deg, 0.0])
+        return facing_weights(basis, params, cam, reference, drop=0.5)
+
+    np.testing.assert_allclose(weights(0.0), 1.0)                                 # at rest: all count fully
+    np.testing.assert_allclose(weights(30.0, np.radians([0.0, 30.0, 0.0])), 1.0)  # at the reference pose too
+    turned = weights(30.0)                                                        # the subject's left side turns away
+    assert turned[left].mean() < 0.4 and turned[right].mean() > 0.9
+    assert np.all((turned >= 0.0) & (turned <= 1.0))
+    back = weights(-30.0)
+    assert back[right].mean() < 0.4 and back[left].mean() > 0.9

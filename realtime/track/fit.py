@@ -84,6 +84,7 @@ class LandmarkBasis:
     lower, upper: (C,) coefficient bounds; prior: (C,) coefficient prior weights (relative)
     n_expr:   the first n_expr coefficients are expressions, the rest (n_shape of them) identity
     iris_offsets: (2, 3) rest offset of the left and right iris centre from its eye joint
+    normals:  (3, L) head-local unit normals of the template's triangles under the landmarks
     identity: (S,) identity coefficients folded into x0 (zeros until :func:`fold_identity`)
     neutral:  (E,) expression folded into x0 as the neutral face
     depth_scale: the rig's depth (z, about the root joint) was scaled by this in the basis (see landmark_basis)
@@ -102,6 +103,7 @@ class LandmarkBasis:
     prior: np.ndarray
     n_expr: int
     iris_offsets: np.ndarray
+    normals: np.ndarray
     identity: np.ndarray
     neutral: np.ndarray
     depth_scale: float = 1.0
@@ -144,6 +146,11 @@ class LandmarkBasis:
             out |= np.abs(self.xp).max(axis=(1, 3)) > 0
         out[0] = True
         return out
+
+    @cached_property
+    def rest_local(self) -> np.ndarray:
+        """(3, L) the landmarks relative to the root joint with every joint at rest (the groups summed)."""
+        return self.x0.sum(0)
 
     @cached_property
     def xp_or_empty(self) -> np.ndarray:
@@ -208,6 +215,8 @@ def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, we
 
     x0 = local(v0, j0)
     xd = local(dirs, jd)
+    normals = np.cross(v0[corners[:, 1]] - v0[corners[:, 0]], v0[corners[:, 2]] - v0[corners[:, 0]])
+    normals = (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)).T
     xp = None
     if pose_dirs.shape[2]:
         xp = local(pose_dirs, np.zeros((5, 3, pose_dirs.shape[2])))
@@ -217,7 +226,7 @@ def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, we
     prior = np.concatenate([np.ones(rig.n_expr), np.full(n_shape, shape_prior)])
     return LandmarkBasis(ids=ids, weights=weights, groups=groups, x0=x0, xd=xd, xp=xp, j0=j0, jd=jd,
                          lower=lower, upper=upper, prior=prior, n_expr=rig.n_expr, iris_offsets=iris_offsets,
-                         identity=np.zeros(rig.n_shape), neutral=np.zeros(rig.n_expr), depth_scale=depth_scale)
+                         normals=np.ascontiguousarray(normals), identity=np.zeros(rig.n_shape), neutral=np.zeros(rig.n_expr), depth_scale=depth_scale)
 
 
 def _embedding_rows(rig: Rig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -309,6 +318,10 @@ class FitSettings:
                     towards zero: an activation whose landmark evidence is weaker stays at exactly zero
     turn_deg:       with a reference rotation, the landmarks' weight falls as 1 / (1 + (θ / turn_deg)²) with the
                     head's turn θ from it (the priors then weigh relatively more)
+    facing_drop:    a landmark's weight falls from 1 to 0 as the cosine between its surface normal and its direction
+                    to the camera (at the previous frame's pose) drops by this much below its value at the reference
+                    rotation (or at rest): MediaPipe places points least reliably on surfaces that turn edge-on (the
+                    far side of a turning head); None: every landmark keeps its weight
     """
 
     iterations: int = 4
@@ -319,6 +332,7 @@ class FitSettings:
     gaze_prior: float = 1e-4
     expr_l1: float = 0.0
     turn_deg: float = 15.0
+    facing_drop: float | None = None
     tolerance: float = 1e-3
 
 
@@ -381,6 +395,8 @@ def fit_frame(basis: LandmarkBasis, observed: np.ndarray, camera: Camera, init: 
     view = np.asarray(camera.viewmat, np.float64)
     prior = np.concatenate([np.zeros(6), settings.jaw_prior, settings.expr_prior * basis.prior])
     weights = basis.weights * _turn_weight(init.rotation, reference, settings.turn_deg)
+    if settings.facing_drop is not None:
+        weights = weights * np.sqrt(facing_weights(basis, init, camera, reference, settings.facing_drop))
     linear = np.concatenate([np.zeros(9), np.where(basis.lower >= 0.0, settings.expr_l1 * basis.prior, 0.0)])
     rotation, trans, jaw, coeffs, proj, steps = gauss_newton(
         basis.x0, basis.xd, basis.xp_or_empty, basis.moves, basis.j0[0], basis.jd_root, basis.groups, basis.jaw_slot,
@@ -391,6 +407,27 @@ def fit_frame(basis: LandmarkBasis, observed: np.ndarray, camera: Camera, init: 
         settings.cold_iterations if cold else settings.iterations, settings.tolerance)
     return FitResult(params=_params(basis, rotation, trans, jaw, coeffs, eyes), residual=obs - proj.T,
                      iterations=steps, face_scale=_face_scale(obs))
+
+
+def facing_cosines(basis: LandmarkBasis, rotation: np.ndarray, translation: np.ndarray,
+                   camera: Camera) -> np.ndarray:
+    """(L,) cosine of the angle between each landmark's surface normal and its direction to the camera, the head
+    at axis-angle `rotation` (3,) and `translation` (3,) (expression at the neutral, joints at rest)."""
+    head = axis_angle_to_matrix(np.asarray(rotation, np.float64))
+    view = np.asarray(camera.viewmat, np.float64)
+    world = head @ basis.rest_local + (basis.j0[0] + np.asarray(translation, np.float64))[:, None]
+    to_camera = -(view[:3, :3] @ world + view[:3, 3:4])                   # (3, L) camera frame
+    normals = view[:3, :3] @ head @ basis.normals
+    return np.sum(normals * to_camera, axis=0) / np.maximum(np.linalg.norm(to_camera, axis=0), 1e-12)
+
+
+def facing_weights(basis: LandmarkBasis, params: RigParams, camera: Camera, reference: np.ndarray | None,
+                   drop: float) -> np.ndarray:
+    """(L,) in [0, 1]: 1 - (c_ref - c) / drop, clipped, c the landmarks' facing cosines with the head at `params`,
+    c_ref the same at the `reference` rotation (3,) (None: the rest, rotation zero)."""
+    now = facing_cosines(basis, params.rotation, params.translation, camera)
+    rest = facing_cosines(basis, np.zeros(3) if reference is None else reference, params.translation, camera)
+    return np.clip(1.0 - (rest - now) / drop, 0.0, 1.0)
 
 
 def _turn_weight(rotation: np.ndarray, reference: np.ndarray | None, turn_deg: float) -> float:
