@@ -9,7 +9,9 @@ Two shapes of the same loop:
   older unread inputs are dropped and counted, and no queue can grow. Every
   frame carries its capture time and each stage's duration to the output.
   It is the frame producer of the stream server (`frames`, `push_input`,
-  `control`, `stats`).
+  `control`, `stats`). Camera frames arriving after a pause of more than
+  NEW_CAMERA_GAP_NS go to a fresh tracker: a new sender (or the same person
+  back) is calibrated anew instead of keeping the last one's identity.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from realtime.deform import make_deformer
 from realtime.frames import OutputFrame
 from realtime.render import render, resolve_backend
 from realtime.rig.model import RigParams
+
+NEW_CAMERA_GAP_NS = 2_000_000_000
 
 
 def lap(timings: dict[str, float], stage: str, start: float) -> float:
@@ -202,16 +206,19 @@ class LivePipeline:
     def _track_loop(self) -> None:
         rig = self.painter.avatar.rig
         tracker = self._tracker_factory(rig)
+        last_ns = None
         try:
             while self._running.is_set():
                 item = self._images.get(timeout=0.2)
                 if item is None:
                     continue
                 image, capture_ns = item
-                if self.painter.avatar.rig is not rig:  # the avatar was switched to another rig
+                new_camera = last_ns is not None and capture_ns - last_ns > NEW_CAMERA_GAP_NS
+                if self.painter.avatar.rig is not rig or new_camera:  # another rig, or maybe another person
                     tracker.close()
                     rig = self.painter.avatar.rig
                     tracker = self._tracker_factory(rig)
+                last_ns = capture_ns
                 if self._recalibrate.is_set():
                     self._recalibrate.clear()
                     tracker.recalibrate_neutral()

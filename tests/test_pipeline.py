@@ -109,3 +109,41 @@ def test_controls(painter):
         pipeline.control({"action": "avatar", "name": "b"})
     pipeline.control({"action": "avatar", "name": "a"})
     painter.background = (0.0, 0.0, 0.0)
+
+
+class CountingTracker:
+    """A stand-in tracker: records the frames it saw; every made one is kept in `made`."""
+
+    made: list["CountingTracker"] = []
+
+    def __init__(self, rig):
+        self.frames = 0
+        CountingTracker.made.append(self)
+
+    def track(self, image):
+        from types import SimpleNamespace
+
+        self.frames += 1
+        return SimpleNamespace(params=RigParams.neutral(synthetic_rig(), np.float32), face_found=True,
+                               timings={"landmarks": 0.1, "fit": 0.1})
+
+    def recalibrate_neutral(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_camera_back_after_a_pause_gets_a_fresh_tracker(painter):
+    from realtime.pipeline import NEW_CAMERA_GAP_NS
+
+    CountingTracker.made.clear()
+    pipeline = LivePipeline(painter, tracker_factory=CountingTracker)
+    image = np.zeros((32, 32, 3), np.uint8)
+    start = time.monotonic_ns()
+    with pipeline:
+        for k, at in enumerate([0, 33_000_000, 66_000_000,                        # one sender's frames
+                                66_000_000 + NEW_CAMERA_GAP_NS + 1, 2_200_000_000]):  # another's after a pause
+            pipeline.push_input(image, start + at)
+            assert pipeline.wait_frame(after=k - 1, timeout=10) is not None
+    assert [t.frames for t in CountingTracker.made] == [3, 2]
