@@ -84,3 +84,21 @@ def test_no_face_then_a_face(head):
         assert mean_x(follower.detect_largest(canvas_with(head, [SMALL]))) > 400
     with pytest.raises(ValueError, match="check_every"):
         LargestFaceLandmarks(check_every=0)
+
+
+def test_the_tracker_calibrates_anew_when_a_larger_face_takes_over(head):
+    from realtime.rig.builtin import builtin_rig
+    from realtime.track.tracker import Tracker, TrackerSettings
+
+    alone, both = canvas_with(head, [SMALL]), canvas_with(head, [SMALL, BIG])
+    with Tracker(builtin_rig(), settings=TrackerSettings(face_check_every=8, calibration_frames=3)) as tracker:
+        for _ in range(6):
+            tracker.track(alone)
+        assert tracker.calibrated
+        calibrated = []
+        for _ in range(8):
+            result = tracker.track(both)
+            calibrated.append(tracker.calibrated)
+    # the look at frame 9 hands over to the big face: its first three frames calibrate the new identity
+    assert calibrated == [True, True, False, False, True, True, True, True]
+    assert result.face_found and result.landmarks[:, 0].mean() < 380

@@ -113,7 +113,8 @@ class Tracker:
 
     rig: the avatar's rig (its landmark embedding must cover MediaPipe's contour points)
     detector: anything with `detect_largest(image) -> object with .points (478, 3) | None`; by default a
-    realtime.track.largest_face.LargestFaceLandmarks, made on first use
+    realtime.track.largest_face.LargestFaceLandmarks, made on first use. A detector that counts its `switches`
+    to another face (that one does) makes the tracker restart (see `restart`) at each
     camera: the camera the frames come from, in the world the parameters should live in (see the module doc)
     """
 
@@ -123,25 +124,30 @@ class Tracker:
         self.settings = settings
         self._detector = detector
         self._given_camera = camera
-        self.camera = camera
         self._recentre = settings.recentre and camera is None
-        n_shape = min(settings.n_shape, rig.n_shape) if settings.calibration_frames > 0 else 0
-        self._tracking_bounds = landmark_basis(rig, n_shape=n_shape, depth_scale=settings.depth_scale)
+        self._n_shape = min(settings.n_shape, rig.n_shape) if settings.calibration_frames > 0 else 0
+        self._tracking_bounds = landmark_basis(rig, n_shape=self._n_shape, depth_scale=settings.depth_scale)
         # while calibrating, activations may go below zero: the part of the person's resting face that the rig's
         # template lacks (its "negative smile") becomes part of their neutral instead of a clipped residual
         self._calib_basis = replace(self._tracking_bounds, lower=np.minimum(self._tracking_bounds.lower,
                                                                             -CALIBRATION_REACH))
-        self.basis: LandmarkBasis = self._calib_basis if n_shape else fold_identity(self._tracking_bounds,
-                                                                                    np.zeros(rig.n_shape))
-        self._calib_points: list[np.ndarray] = []
         self._filter = RigParamsFilter(rig.n_expr, settings.filter) if settings.filter is not None else None
+        self.restart()
+
+    # -- state -----------------------------------------------------------------------------------------
+    def restart(self) -> None:
+        """Forget the person: identity, neutral, camera calibration and pose history. The next frames with a
+        face calibrate anew (someone else in front of the camera); the detector is kept."""
+        self.camera = self._given_camera
+        self.basis: LandmarkBasis = (self._calib_basis if self._n_shape else
+                                     fold_identity(self._tracking_bounds, np.zeros(self.rig.n_shape)))
+        self._calib_points: list[np.ndarray] = []
         self._gaze_offset = np.zeros(6)
         self._jaw_offset = np.zeros(3)
         self._recalibrate = False
         self._reference: np.ndarray | None = None    # head rotation at calibration, where the fit trusts it most
         self.reset()
 
-    # -- state -----------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the pose history (not the identity): the next face is fitted from a cold start."""
         self._state: RigParams | None = None         # last raw fit, warm start of the next
@@ -179,7 +185,10 @@ class Tracker:
         if not isinstance(frame, Frame):
             frame = Frame(check_frame_image(frame), 0, time.monotonic_ns())
         detector = self._ensure_detector()
+        switches = getattr(detector, "switches", 0)
         face = detector.detect_largest(frame.image)
+        if getattr(detector, "switches", 0) != switches:  # the detector moved on to another (larger) face
+            self.restart()
         detected = time.perf_counter()
         points = None if face is None else np.asarray(face.points, dtype=np.float32)
         height, width = frame.image.shape[:2]
