@@ -5,7 +5,7 @@ ours is faster).
    300 shape + 100 expression coefficients, SH degree 3, random parameters every frame):
    baseline: the FLAME forward pass and binding in plain torch ops (realtime/deform/torch_backend.py, what
    GaussianAvatars-style code does) + gsplat on CUDA; on the CPU, the same torch deformation + our CPU renderer,
-   with torch's default threads and on one thread. ours: CuPy kernels + gsplat on CUDA; NumPy deformation + our
+   with torch's default threads and on one thread. ours: CuPy kernels + gsplat on CUDA; numba deformation + our
    CPU renderer on the CPU. The paths take turns frame by frame, so load drifts hit them alike.
 2. Our CPU renderer against gsplat's own pure-torch reference (gsplat 1.5.3, gsplat/cuda/_torch_impl.py):
    its projection (`_quat_scale_to_covar_preci`, `_fully_fused_projection`), SH (`_spherical_harmonics`) and tile
@@ -218,7 +218,7 @@ class _OneThread:
 
 
 def avatar_frame_paths(n_gaussians: int, size: int, frames: int, device: str) -> dict:
-    """Deformation + render per frame: torch deformation (baseline) vs ours (NumPy on the CPU, CuPy on CUDA),
+    """Deformation + render per frame: torch deformation (baseline) vs ours (numba on the CPU, CuPy on CUDA),
     both drawn by the renderer of `device` ('cpu': our CPU renderer, 'cuda': gsplat)."""
     rig = synthetic_rig(n_rings=72, n_segments=70, n_shape=300, n_expr=100, seed=1)
     avatar = random_avatar(rig, n_gaussians, seed=0, sh_degree=3)
@@ -231,10 +231,10 @@ def avatar_frame_paths(n_gaussians: int, size: int, frames: int, device: str) ->
         opacities, sh = torch.from_numpy(opacities).cuda(), torch.from_numpy(sh).cuda()
     renderer_name = "gsplat" if device == "cuda" else "our CPU renderer"
     torch_deformer = make_deformer(avatar, "torch", device=device)
-    paths = {"ours": make_deformer(avatar, "cupy" if device == "cuda" else "numpy",
+    paths = {"ours": make_deformer(avatar, "cupy" if device == "cuda" else "numba",
                                    device=device if device == "cuda" else None),
              "baseline_torch": torch_deformer}
-    descriptions = {"ours": f"{'CuPy kernels' if device == 'cuda' else 'NumPy deformation'} + {renderer_name}",
+    descriptions = {"ours": f"{'CuPy kernels' if device == 'cuda' else 'numba deformation'} + {renderer_name}",
                     "baseline_torch": f"torch deformation + {renderer_name}"}
     if device == "cpu":
         paths["baseline_torch_1_thread"] = _OneThread(torch_deformer)

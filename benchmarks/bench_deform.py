@@ -64,7 +64,7 @@ def time_frames(deformer, frames: list, max_frames: int, seconds: float, cuda: b
 
 def backends_here(cuda: bool) -> tuple[list[tuple[str, str, str | None]], list[str]]:
     """(label, backend, device) of every deformation backend that can run here, and notes on those that can't."""
-    backends = [("numpy", "numpy", None), ("torch-cpu", "torch", "cpu")]
+    backends = [("numpy", "numpy", None), ("numba", "numba", None), ("torch-cpu", "torch", "cpu")]
     notes = []
     if cuda:
         backends.append(("torch-cuda", "torch", "cuda"))

@@ -184,7 +184,7 @@ def deform_encode(suites: list[dict], path: Path) -> Path | None:
         for backend in d["backends"]:
             rows = [r for r in d["results"] if backend in r]
             ax_d.plot([r["n_gaussians"] for r in rows], [r[backend]["frame"]["p50_ms"] for r in rows], marker="o",
-                      ls="-" if backend in ("numpy", "cupy") else "--", label=f"{backend}{_suffix(suite, many)}")
+                      ls="-" if backend in ("numpy", "numba", "cupy") else "--", label=f"{backend}{_suffix(suite, many)}")
     ax_d.set_xscale("log")
     ax_d.set_yscale("log")
     ax_d.set_xlabel("Gaussians")

@@ -80,7 +80,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 class AvatarPainter:
     """Deform and render one avatar from one camera: rig parameters in, an RGB picture out.
 
-    backend: 'cpu' (NumPy deformation + the CPU splatter), 'cuda' (CuPy kernels + gsplat) or 'auto'.
+    backend: 'cpu' (the numba deformation + the CPU splatter), 'cuda' (CuPy kernels + gsplat) or 'auto'.
     background: RGB in [0, 1].
     """
 
@@ -97,7 +97,7 @@ class AvatarPainter:
             self._opacities = torch.as_tensor(avatar.opacities, dtype=torch.float32, device="cuda")
             self._sh = torch.as_tensor(avatar.sh, dtype=torch.float32, device="cuda")
         else:
-            self._deformer = make_deformer(avatar, backend="numpy")
+            self._deformer = make_deformer(avatar, backend="numba")
             self._opacities = avatar.opacities.astype(np.float32)
             self._sh = avatar.sh.astype(np.float32)
 

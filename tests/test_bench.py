@@ -74,7 +74,7 @@ def test_smoke_sections_hold_their_measurements(smoke):
         assert row["frame"]["frames"] == profile.render_frames and row["coverage"] > 0.05
         assert set(row["stages_p50_ms"]) == {"project_sh", "sort_bin", "rasterize"}
     (deform,) = s["deform"]["results"]
-    assert s["deform"]["backends"] == ["numpy", "torch-cpu"]
+    assert s["deform"]["backends"] == ["numpy", "numba", "torch-cpu"]
     assert deform["numpy"]["frame"]["frames"] > 0 and deform["torch-cpu"]["frame"]["frames"] > 0
     assert set(s["encode"]["encoders"]) == {"aiortc-vp8", "aiortc-h264", "pyav-x264-ultrafast"}
     for encoder in s["encode"]["encoders"].values():

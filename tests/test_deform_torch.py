@@ -101,11 +101,12 @@ def test_make_deformer_picks_and_checks_backends(small_avatar):
     torch_deformer = make_deformer(small_avatar, "torch", device="cpu")
     assert isinstance(torch_deformer, TorchDeformer) and torch_deformer.device.type == "cpu"
     if not torch.cuda.is_available():
-        assert make_deformer(small_avatar).backend == "numpy"
+        assert make_deformer(small_avatar).backend == "numba"
     with pytest.raises(ValueError, match="unknown deformation backend 'jax'"):
         make_deformer(small_avatar, "jax")
-    with pytest.raises(ValueError, match="numpy deformation backend runs on the CPU"):
-        make_deformer(small_avatar, "numpy", device="cuda")
+    for backend in ("numpy", "numba"):
+        with pytest.raises(ValueError, match=f"the {backend} deformation backend runs on the CPU"):
+            make_deformer(small_avatar, backend, device="cuda")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where CUDA is missing")
