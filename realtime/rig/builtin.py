@@ -39,7 +39,7 @@ from realtime.rig.builtin_neutral import MetricTransform
 from realtime.rig.model import FLAME_PARENTS, Rig
 
 BUILTIN_NAME = "builtin-mediapipe"
-BUILTIN_VERSION = "7"
+BUILTIN_VERSION = "8"
 _RIG_ARRAYS = ("v_template", "shape_dirs", "expr_dirs", "pose_dirs", "j_regressor", "weights", "parents", "faces",
                "lmk_ids", "lmk_faces", "lmk_bary")
 

@@ -31,6 +31,7 @@ JAW_JOINT = np.array([0.0, -0.012, 0.012])
 NECK_BASE_Y, NECK_FREE_Y = -0.17, -0.10  # the root's share falls from 1 to 0 between these heights
 JAW_BAND = 0.012  # half-width of the jaw's fade across the mandible line (m)
 JAW_NECK_Y = -0.125  # the neck below this height does not follow the jaw
+LIP_CORNER_JAW, LIP_EASE = 0.5, 0.5  # the lower lip's jaw share at the corners; the fraction of a half it eases over
 REGRESSOR_RADIUS = 0.03  # vertices within this of a joint (or its mirror anchors) take part in regressing it
 
 
@@ -91,15 +92,17 @@ def joint_regressor(head: HeadMesh, joints: np.ndarray) -> np.ndarray:
 def jaw_field(head: HeadMesh) -> np.ndarray:
     """The jaw's share of the head surface, (V,) in [0, 1]; 0 on eyeballs and teeth.
 
-    Fixed at 1 on the lower lip, the chin, the floor of the mouth and the skin
-    clearly below the mandible line (mouth corner to jaw joint, seen from the
-    side); at 0 on the upper lip, everything above the nose base, the skin
-    clearly above that line or behind the jaw joint, the lower neck and the eye
-    sockets; harmonic in between.
+    Fixed at 1 on the lower lip (easing down to LIP_CORNER_JAW towards the
+    corners), the chin, the floor of the mouth and the skin clearly below the
+    mandible line (mouth corner to jaw joint, seen from the side); at 0 on the
+    upper lip, everything above the nose base, the skin clearly above that line
+    or behind the jaw joint, the lower neck and the eye sockets; harmonic in
+    between.
     """
     v, parts, g = head.vertices, head.parts, topo.groups()
     corners = [61, 291, 78, 308]
-    ones = [i for i in np.concatenate([g["lip_lower_inner"], g["lip_lower_outer"]]) if i not in corners]
+    lower_lip = np.array([i for i in np.concatenate([g["lip_lower_inner"], g["lip_lower_outer"]]) if i not in corners])
+    ones: list[int] = []
     zeros = [i for i in np.concatenate([g["lip_upper_inner"], g["lip_upper_outer"]]) if i not in corners]
     skin = np.concatenate([parts["face"], parts["scalp"]])
     corner = v[corners, 1:].mean(0)
@@ -116,13 +119,26 @@ def jaw_field(head: HeadMesh) -> np.ndarray:
     ones += mouth[rel < -0.4].tolist()
     zeros += mouth[rel > 0.4].tolist()
     zeros += np.concatenate([parts["socket_left"], parts["socket_right"]]).tolist()
-    ones = set(ones) - set(zeros)  # the explicit zeros (upper lip, above the nose base) win
+    ones = set(ones) - set(zeros) - set(lower_lip.tolist())
     for rigid in ("eyeball_left", "eyeball_right", "teeth_upper", "teeth_lower"):
         zeros += parts[rigid].tolist()
-    fixed = np.array(sorted(ones | set(zeros)))
-    values = np.isin(fixed, sorted(ones)).astype(float)
+    # the explicit zeros (upper lip, above the nose base) win over the lower lip's shares and the ones
+    shares = lower_lip_shares(v, lower_lip) | dict.fromkeys(sorted(ones), 1.0) | dict.fromkeys(zeros, 0.0)
+    fixed = np.array(sorted(shares))
+    values = np.array([shares[i] for i in fixed])
     field = smooth_fill(uniform_laplacian(head.faces, len(v)), fixed, values, order=1)[:, 0]
     return np.clip(field, 0.0, 1.0)
+
+
+def lower_lip_shares(vertices: np.ndarray, lip: np.ndarray) -> dict[int, float]:
+    """The jaw's share of each lower-lip vertex id in `lip`: 1 over the middle, falling to LIP_CORNER_JAW at the
+    mouth corners (MediaPipe 61 and 291) over the outer LIP_EASE of each half, as a real lower lip stretches
+    between the jaw and the corners instead of dropping whole."""
+    centre = vertices[[61, 291], 0].mean()
+    half_width = abs(vertices[61, 0] - vertices[291, 0]) / 2
+    from_corner = np.clip(1.0 - np.abs(vertices[lip, 0] - centre) / half_width, 0.0, 1.0)
+    share = LIP_CORNER_JAW + (1.0 - LIP_CORNER_JAW) * smoothstep(np.minimum(from_corner / LIP_EASE, 1.0))
+    return dict(zip(lip.tolist(), share.tolist()))
 
 
 def skinning_weights(head: HeadMesh) -> np.ndarray:

@@ -35,7 +35,7 @@ CALIBRATION_REACH = 1.0  # how far below their tracking box activations may go w
 TRACKING_L1 = 6e-3
 # The tracker's landmark weighting by how far each has turned away from the camera (FitSettings.facing_drop): in
 # the tracking ground-truth test the far outer brow read as raised while the head turned 25 degrees (correlation
-# 0.876 without, 0.939 with; head rotation error 1.52 -> 1.55 degrees mean)
+# 0.876 without, 0.939 with on built-in rig v7; head rotation error 1.52 -> 1.55 degrees mean)
 TRACKING_FACING_DROP = 0.5
 
 
