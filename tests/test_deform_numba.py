@@ -57,3 +57,13 @@ def test_face_frames_take_every_quaternion_branch():
     np.testing.assert_allclose(outputs[1], matrix_to_quaternion(expected.rotations), atol=1e-6)
     np.testing.assert_allclose(outputs[2], expected.scales, atol=1e-6)
     np.testing.assert_allclose(outputs[3], expected.centers, atol=1e-6)
+
+
+def test_the_identity_kept_across_frames_follows_a_new_identity():
+    from dataclasses import replace
+
+    avatar = random_avatar(synthetic_rig(n_rings=12, n_segments=14, n_shape=10, n_expr=6, seed=3), 2000, seed=4)
+    deformer = NumbaDeformer(avatar)
+    first = random_params(avatar, seed=1)
+    for params in (first, replace(random_params(avatar, seed=2), shape=first.shape), random_params(avatar, seed=3)):
+        assert_float32_parity(as_numpy(deformer.deform(params)), avatar, params)

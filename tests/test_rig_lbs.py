@@ -128,3 +128,28 @@ def test_quaternion_helpers_agree_with_matrices():
     np.testing.assert_allclose(quaternion_to_matrix(quaternion_multiply(qa, qb)), ra @ rb, atol=1e-12)
     half_turn = axis_angle_to_matrix(np.array([0.0, np.pi, 0.0]))
     np.testing.assert_allclose(quaternion_to_matrix(matrix_to_quaternion(half_turn)), half_turn, atol=1e-12)
+
+
+def test_a_kept_identity_gives_the_same_mesh(rig):
+    from realtime.rig.lbs import identity_template
+
+    rng = np.random.default_rng(5)
+    params = RigParams.neutral(rig, np.float64)
+    params.shape, params.expr = rng.normal(size=rig.n_shape), rng.normal(size=rig.n_expr)
+    params.jaw_pose = np.array([0.15, 0.0, 0.0])
+    offset = rng.normal(size=rig.v_template.shape) * 1e-3
+    kept = identity_template(rig, params.shape, offset)
+    np.testing.assert_allclose(forward(rig, params, identity=kept).vertices,
+                               forward(rig, params, static_offset=offset).vertices, atol=1e-15)
+
+
+def test_rig_arrays_are_stored_contiguous():
+    """A transposed blend-shape array would be copied by every frame's reshape: the rig keeps its own copy."""
+    from dataclasses import replace
+
+    rig = synthetic_rig(n_rings=6, n_segments=8, n_shape=4, n_expr=3)
+    shuffled = np.asfortranarray(rig.shape_dirs)
+    assert not shuffled.flags.c_contiguous
+    again = replace(rig, shape_dirs=shuffled)
+    assert again.shape_dirs.flags.c_contiguous and np.array_equal(again.shape_dirs, rig.shape_dirs)
+    assert all(a.flags.c_contiguous for a in (again.expr_dirs, again.pose_dirs, again.astype(np.float32).shape_dirs))

@@ -92,18 +92,29 @@ class RigOutput:
     shaped: np.ndarray
 
 
-def forward(rig: Rig, params: RigParams, static_offset: np.ndarray | None = None) -> RigOutput:
+def identity_template(rig: Rig, shape: np.ndarray, static_offset: np.ndarray | None = None) -> np.ndarray:
+    """The rest mesh of one identity: the template, plus `static_offset` (V, 3) when given, plus the identity
+    blend shapes of `shape` (S,). Returns (V, 3) in the dtype of `rig.v_template`."""
+    dtype = rig.v_template.dtype
+    template = rig.v_template if static_offset is None else rig.v_template + static_offset.astype(dtype)
+    return template + blend_shapes(np.asarray(shape, dtype), rig.shape_dirs)
+
+
+def forward(rig: Rig, params: RigParams, static_offset: np.ndarray | None = None,
+            identity: np.ndarray | None = None) -> RigOutput:
     """Posed mesh for one parameter set.
 
     static_offset: optional (V, 3) per-vertex identity offsets (GaussianAvatars'
     `static_offset`), added to the template before the blend shapes.
+    identity: `identity_template(rig, params.shape, static_offset)` kept by a
+    caller across frames of one identity (then `static_offset` is not read).
     The computation runs in the dtype of `rig.v_template`.
     """
     params.check(rig)
     dtype = rig.v_template.dtype
-    template = rig.v_template if static_offset is None else rig.v_template + static_offset.astype(dtype)
-    v_shaped = (template + blend_shapes(np.asarray(params.shape, dtype), rig.shape_dirs)
-                + blend_shapes(np.asarray(params.expr, dtype), rig.expr_dirs))
+    if identity is None:
+        identity = identity_template(rig, params.shape, static_offset)
+    v_shaped = identity + blend_shapes(np.asarray(params.expr, dtype), rig.expr_dirs)
     joints = regress_joints(rig.j_regressor, v_shaped)  # FLAME regresses from shape and expression
     rot_mats = axis_angle_to_matrix(params.full_pose().astype(dtype))
     v_posed = v_shaped + pose_correctives(rot_mats, rig.pose_dirs)

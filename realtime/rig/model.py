@@ -36,6 +36,9 @@ class Rig:
     lmk_bary:    (L, 3)      barycentric weights of each embedded landmark
     expr_names:  E names, one per expression blend shape
     name:        what the rig is ("builtin-mediapipe", "flame2023", ...)
+
+    Arrays are kept C-contiguous (copied once here when they are not), so that the per-frame reshapes of the
+    blend shapes are views: a transposed (V, 3, K) array cost a copy of it every frame.
     """
 
     v_template: np.ndarray
@@ -53,6 +56,10 @@ class Rig:
     name: str = "rig"
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
+                object.__setattr__(self, f.name, np.ascontiguousarray(value))
         validate_rig(self)
 
     @property
