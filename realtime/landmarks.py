@@ -70,7 +70,8 @@ def _normalised_xyz(landmark_list) -> np.ndarray:
     if wire.size == 17 * n:
         rows = wire.reshape(n, 17)
         if np.all(rows[:, [0, 1, 2, 7, 12]] == np.array([0x0A, 15, 0x0D, 0x15, 0x1D], np.uint8)):
-            return np.ascontiguousarray(rows[:, [3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16]]).view("<f4").astype(np.float32)
+            floats = np.ascontiguousarray(rows[:, [3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16]])
+            return floats.view("<f4").astype(np.float32)
     return _xyz(landmark_list.landmark)
 
 

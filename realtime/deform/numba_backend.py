@@ -29,8 +29,9 @@ def face_frames(vertices, faces, rotations, quats, scales, centers):
     """
     for f in range(faces.shape[0]):  # scalar arithmetic: small arrays would be heap allocations in the loop
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
-        e1x, e1y, e1z = vertices[i1, 0] - vertices[i0, 0], vertices[i1, 1] - vertices[i0, 1], vertices[i1, 2] - vertices[i0, 2]
-        e2x, e2y, e2z = vertices[i2, 0] - vertices[i0, 0], vertices[i2, 1] - vertices[i0, 1], vertices[i2, 2] - vertices[i0, 2]
+        v0, v1, v2 = vertices[i0], vertices[i1], vertices[i2]
+        e1x, e1y, e1z = v1[0] - v0[0], v1[1] - v0[1], v1[2] - v0[2]
+        e2x, e2y, e2z = v2[0] - v0[0], v2[1] - v0[1], v2[2] - v0[2]
         len1 = np.sqrt(e1x * e1x + e1y * e1y + e1z * e1z)
         ax, ay, az = e1x / len1, e1y / len1, e1z / len1                      # a0 = e1 / |e1|
         nx, ny, nz = ay * e2z - az * e2y, az * e2x - ax * e2z, ax * e2y - ay * e2x
@@ -45,21 +46,23 @@ def face_frames(vertices, faces, rotations, quats, scales, centers):
         m[0, 2], m[1, 2], m[2, 2] = cx, cy, cz
         scales[f] = (len1 + abs(cx * e2x + cy * e2y + cz * e2z)) / 2
         for a in range(3):
-            centers[f, a] = (vertices[i0, a] + vertices[i1, a] + vertices[i2, a]) / 3
+            centers[f, a] = (v0[a] + v1[a] + v2[a]) / 3
         trace = m[0, 0] + m[1, 1] + m[2, 2]
         pick, best = 0, trace  # the largest of (trace, m00, m11, m22), the first on ties
         for k in range(3):
             if m[k, k] > best:
                 pick, best = k + 1, m[k, k]
         q = quats[f]
+        d01, d02, d12 = m[0, 1] - m[1, 0], m[0, 2] - m[2, 0], m[1, 2] - m[2, 1]   # antisymmetric parts
+        s01, s02, s12 = m[0, 1] + m[1, 0], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1]   # symmetric parts
         if pick == 0:
-            q[0], q[1], q[2], q[3] = 1 + trace, m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]
+            q[0], q[1], q[2], q[3] = 1 + trace, -d12, d02, -d01
         elif pick == 1:
-            q[0], q[1], q[2], q[3] = m[2, 1] - m[1, 2], 1 + m[0, 0] - m[1, 1] - m[2, 2], m[0, 1] + m[1, 0], m[0, 2] + m[2, 0]
+            q[0], q[1], q[2], q[3] = -d12, 1 + m[0, 0] - m[1, 1] - m[2, 2], s01, s02
         elif pick == 2:
-            q[0], q[1], q[2], q[3] = m[0, 2] - m[2, 0], m[0, 1] + m[1, 0], 1 - m[0, 0] + m[1, 1] - m[2, 2], m[1, 2] + m[2, 1]
+            q[0], q[1], q[2], q[3] = d02, s01, 1 - m[0, 0] + m[1, 1] - m[2, 2], s12
         else:
-            q[0], q[1], q[2], q[3] = m[1, 0] - m[0, 1], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1], 1 - m[0, 0] - m[1, 1] + m[2, 2]
+            q[0], q[1], q[2], q[3] = -d01, s02, s12, 1 - m[0, 0] - m[1, 1] + m[2, 2]
         norm = np.sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3])
         norm = -norm if q[0] < 0 else norm
         for a in range(4):
