@@ -391,3 +391,17 @@ def test_output_sizes():
     assert all(w == h or abs(w / h - 16 / 9) < 1e-9 for w, h in OUTPUT_SIZES.values())
     with pytest.raises(ValueError, match="known sizes"):
         output_size("500")
+
+
+def test_depth_order_is_a_stable_sort_of_the_visible():
+    from realtime.render.cpu import depth_order
+
+    rng = np.random.default_rng(3)
+    depths = rng.uniform(0.2, 3.0, 5000).astype(np.float32)
+    depths[::5] = depths[7]                                         # many equal depths: ties go by id
+    depths[1::97] = np.float32(1e-3) * np.arange(len(depths[1::97]))  # tiny ones, every bit pattern byte in play
+    radii = rng.integers(0, 4, (5000, 2)).astype(np.int32)          # a radius of 0 culls
+    visible = np.flatnonzero((radii > 0).all(axis=1))
+    expected = visible[np.lexsort((visible, depths[visible]))]
+    np.testing.assert_array_equal(depth_order(depths.view(np.uint32), radii), expected)
+    assert depth_order(depths.view(np.uint32), np.zeros((5000, 2), np.int32)).shape == (0,)

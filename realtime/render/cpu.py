@@ -46,15 +46,47 @@ def sort_and_bin(projected: Projected, width: int, height: int) -> tuple[np.ndar
     Returns offsets: (tiles_y * tiles_x + 1,) int64 and ids: (M,) int32, where tile t (row-major)
     draws Gaussians ids[offsets[t]:offsets[t + 1]] nearest first.
     """
-    visible = np.flatnonzero((projected.radii > 0).all(axis=1)).astype(np.uint64)
-    # sort on (depth bits, index): depths are positive, so their float32 bits order like the values, and the
-    # index breaks ties as a stable sort would (as gsplat's radix sort does)
-    keys = (projected.depths.view(np.uint32)[visible].astype(np.uint64) << np.uint64(32)) | visible
-    order = (np.sort(keys) & np.uint64(0xFFFFFFFF)).astype(np.int32)
+    order = depth_order(projected.depths.view(np.uint32), projected.radii)
     tiles_x = -(-width // TILE_SIZE)
     tiles_y = -(-height // TILE_SIZE)
     return _bin(order, projected.means2d, projected.radii, np.int64(TILE_SIZE), np.int64(tiles_x),
                 np.int64(tiles_y))
+
+
+@njit(nogil=True, cache=True)
+def depth_order(depth_bits, radii):
+    """(M,) int32 ids of the visible Gaussians (both radii > 0), nearest first, ties by id.
+
+    depth_bits: (N,) the float32 depths' bits as uint32 (visible depths are positive, so their bits order like
+    their values); radii: (N, 2). A least-significant-byte-first radix sort, stable in every pass, so equal
+    depths keep the order of their ids (as gsplat's radix sort on (tile, depth) keys leaves them).
+    """
+    n_visible = 0
+    for g in range(radii.shape[0]):
+        if radii[g, 0] > 0 and radii[g, 1] > 0:
+            n_visible += 1
+    order = np.empty(n_visible, np.int32)
+    keys = np.empty(n_visible, np.uint32)
+    k = 0
+    for g in range(radii.shape[0]):
+        if radii[g, 0] > 0 and radii[g, 1] > 0:
+            order[k], keys[k] = g, depth_bits[g]
+            k += 1
+    spare_order, spare_keys = np.empty_like(order), np.empty_like(keys)
+    counts = np.empty(257, np.int64)
+    for shift in range(0, 32, 8):
+        counts[:] = 0
+        for k in range(n_visible):
+            counts[((keys[k] >> shift) & 0xFF) + 1] += 1
+        for b in range(256):
+            counts[b + 1] += counts[b]
+        for k in range(n_visible):
+            byte = (keys[k] >> shift) & 0xFF
+            spare_order[counts[byte]], spare_keys[counts[byte]] = order[k], keys[k]
+            counts[byte] += 1
+        order, spare_order = spare_order, order
+        keys, spare_keys = spare_keys, keys
+    return order
 
 
 @njit(cache=True)
