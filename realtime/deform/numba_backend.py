@@ -1,7 +1,7 @@
 """The CPU hot path: the reference's rig pass, then the triangle frames and the bound Gaussians in two compiled
 loops (realtime.avatar.binding's math, fused, without its per-Gaussian temporaries). Prepared once: the unit
 local rotations and linear scales of the Gaussians, and the identity's rest mesh for as long as the identity
-stays (the shape blend of a FLAME-sized rig, 300 components, is a 18 MB read a frame otherwise).
+stays (the shape blend of a FLAME-sized rig, 300 components, is an 18 MB read a frame otherwise).
 """
 
 from __future__ import annotations

@@ -226,7 +226,8 @@ def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, we
     prior = np.concatenate([np.ones(rig.n_expr), np.full(n_shape, shape_prior)])
     return LandmarkBasis(ids=ids, weights=weights, groups=groups, x0=x0, xd=xd, xp=xp, j0=j0, jd=jd,
                          lower=lower, upper=upper, prior=prior, n_expr=rig.n_expr, iris_offsets=iris_offsets,
-                         normals=np.ascontiguousarray(normals), identity=np.zeros(rig.n_shape), neutral=np.zeros(rig.n_expr), depth_scale=depth_scale)
+                         normals=np.ascontiguousarray(normals), identity=np.zeros(rig.n_shape),
+                         neutral=np.zeros(rig.n_expr), depth_scale=depth_scale)
 
 
 def _embedding_rows(rig: Rig, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
