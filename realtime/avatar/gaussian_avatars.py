@@ -32,7 +32,6 @@ bit-exact for float32 avatars.
 from __future__ import annotations
 
 import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from realtime.avatar.atomic import atomic_write
 from realtime.avatar.gaussians import Avatar, AvatarError, sh_coeff_count
 from realtime.avatar.ply import read_ply, write_ply
 from realtime.camera import Camera, frontal_camera
+from realtime.npzfile import read_npz
 from realtime.rig.lbs import forward
 from realtime.rig.model import Rig, RigParams
 from realtime.rig.teeth import add_teeth
@@ -96,15 +96,7 @@ def read_flame_param(path: str | Path, rig: Rig) -> FlameParamFile:
     zero-padded, as GaussianAvatars does; without one it is zero.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise AvatarError(f"{path}: not a readable flame_param.npz: {exc}") from exc
-    for key in ("shape", "expr", *_POSE_KEYS):
-        if key not in data:
-            raise AvatarError(f"{path}: missing '{key}' (expected shape, expr, rotation, neck_pose, jaw_pose, "
-                              "eyes_pose, translation, static_offset)")
+    data = read_npz(path, ("shape", "expr", *_POSE_KEYS), AvatarError, "not a readable flame_param.npz")
     for key in ("shape", "expr", "static_offset", *_POSE_KEYS):
         if key in data and data[key].dtype.kind != "f":
             raise AvatarError(f"{path}: '{key}' must hold floats, got {data[key].dtype}")

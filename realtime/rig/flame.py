@@ -33,12 +33,12 @@ from __future__ import annotations
 import codecs
 import io
 import pickle
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse
 
+from realtime.npzfile import read_npz
 from realtime.rig.model import Rig, RigError
 
 FLAME_SHAPE_SPACE = 300  # shapedirs[..., :300] are identity, shapedirs[..., 300:] expression
@@ -199,14 +199,8 @@ def load_landmark_embedding(path: str | Path, n_faces: int) -> tuple[np.ndarray,
     ``lmk_b_coords`` (barycentric weights). n_faces: faces of the mesh the embedding refers to.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FlameFormatError(f"{path}: not a landmark embedding .npz: {exc}") from exc
-    for key in ("landmark_indices", "lmk_face_idx", "lmk_b_coords"):
-        if key not in arrays:
-            raise FlameFormatError(f"{path}: missing '{key}' (expected landmark_indices, lmk_face_idx, lmk_b_coords)")
+    arrays = read_npz(path, ("landmark_indices", "lmk_face_idx", "lmk_b_coords"), FlameFormatError,
+                      "not a landmark embedding .npz")
     ids, faces, bary = arrays["landmark_indices"], arrays["lmk_face_idx"], arrays["lmk_b_coords"]
     n = ids.shape[0] if ids.ndim == 1 else -1
     if n < 1 or faces.shape != (n,) or bary.shape != (n, 3):

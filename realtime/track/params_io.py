@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.npzfile import read_npz
 from realtime.rig.model import Rig, RigParams
 from realtime.track.sources import VideoFileSource
 from realtime.track.tracker import Tracker, TrackerSettings
@@ -74,18 +75,11 @@ def load_params_npz(path: str | Path, rig: Rig | None = None) -> TrackedSequence
     path = Path(path)
     if not path.is_file():
         raise ParamsFileError(f"parameter file not found: {path}")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ParamsFileError(f"cannot read parameter file {path}: {err}") from err
-    with data:
-        missing = [k for k in PARAM_FIELDS + ("fps", "timestamps") if k not in data.files]
-        if missing:
-            raise ParamsFileError(f"{path} lacks {', '.join(missing)}")
-        arrays = {k: data[k] for k in PARAM_FIELDS}
-        fps = float(data["fps"])
-        stamps = data["timestamps"]
-        found = data["face_found"] if "face_found" in data.files else np.ones(len(stamps), bool)
+    data = read_npz(path, PARAM_FIELDS + ("fps", "timestamps"), ParamsFileError, "cannot read the parameter file")
+    arrays = {k: data[k] for k in PARAM_FIELDS}
+    fps = float(data["fps"])
+    stamps = data["timestamps"]
+    found = data.get("face_found", np.ones(len(stamps), bool))
     n = len(stamps)
     for name, value in arrays.items():
         if value.ndim != 2 or value.shape[0] != n:
