@@ -32,10 +32,10 @@ from _meta import machine_tag, metadata, write_result  # noqa: E402
 from realtime.builder.build import DEMO_SETTINGS, build_avatar, crop_image  # noqa: E402
 from realtime.builder.fit_portrait import portrait_camera  # noqa: E402
 from realtime.deform.reference import deform  # noqa: E402
-from realtime.landmarks import LandmarkDetector  # noqa: E402
+from realtime.face.detector import LandmarkDetector  # noqa: E402
 from realtime.render import render  # noqa: E402
 from realtime.rig.model import RigParams  # noqa: E402
-from realtime.track.landmark_ids import FACE_OVAL  # noqa: E402
+from realtime.face.landmark_ids import FACE_OVAL  # noqa: E402
 
 TURNS = {"yaw+30": (0, 30, 0), "yaw-30": (0, -30, 0), "pitch+15": (15, 0, 0), "pitch-15": (-15, 0, 0),
          "yaw+45": (0, 45, 0), "yaw-45": (0, -45, 0), "roll+15": (0, 0, 15), "roll-15": (0, 0, -15)}

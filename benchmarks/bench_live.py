@@ -60,9 +60,10 @@ def load_1m() -> float:
 
 def face_clip(size: int, seconds: float, backend: str) -> list[np.ndarray]:
     """The demo avatar's expression tour, its first `seconds`, rendered at size x size: (size, size, 3) uint8 each."""
-    from realtime.drivers import tour
-    from realtime.library import resolve_avatar
-    from realtime.pipeline import AvatarPainter, drive
+    from realtime.app.motions import tour
+    from realtime.app.library import resolve_avatar
+    from realtime.painter import AvatarPainter
+    from realtime.pipeline import drive
 
     avatar, _ = resolve_avatar("demo")
     driver = tour(avatar.rig, avatar.shape, fps=CAMERA_FPS)
@@ -72,7 +73,7 @@ def face_clip(size: int, seconds: float, backend: str) -> list[np.ndarray]:
 
 def serve(driver: str, size: int, backend: str) -> ServerProcess:
     return ServerProcess(["serve", "--driver", driver, "--size", str(size), "--backend", backend],
-                         module="realtime.cli", startup_timeout=300)
+                         module="realtime.app.cli", startup_timeout=300)
 
 
 def server_side(stats: dict) -> dict:
@@ -159,8 +160,8 @@ def stage_costs(clip: list[np.ndarray], size: int, backend: str, frames: int) ->
     from aiortc.jitterbuffer import JitterFrame
 
     from realtime.deform import make_deformer
-    from realtime.library import resolve_avatar
-    from realtime.pipeline import AvatarPainter
+    from realtime.app.library import resolve_avatar
+    from realtime.painter import AvatarPainter
     from realtime.stream.tracks import FrameBroadcast, input_image
     from realtime.track.tracker import Tracker
 

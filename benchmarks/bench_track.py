@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
-from realtime.landmarks import LandmarkDetector  # noqa: E402
+from realtime.face.detector import LandmarkDetector  # noqa: E402
 from realtime.rig.builtin import builtin_rig  # noqa: E402
 from realtime.track.sources import Frame, ImageSource, VideoFileSource  # noqa: E402
 from realtime.track.tracker import Tracker, TrackerSettings, interocular_distance  # noqa: E402

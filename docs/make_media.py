@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from realtime.deform.reference import deform  # noqa: E402
-from realtime.library import resolve_avatar  # noqa: E402
+from realtime.app.library import resolve_avatar  # noqa: E402
 from realtime.render import render  # noqa: E402
 from realtime.rig.model import RigParams  # noqa: E402
 

@@ -24,7 +24,7 @@ import plots  # noqa: E402
 import report  # noqa: E402
 import run_all  # noqa: E402
 
-from realtime import cli  # noqa: E402
+from realtime.app import cli  # noqa: E402
 from realtime.camera import head_and_shoulders_camera  # noqa: E402
 from realtime.render.cpu import rasterize, sort_and_bin  # noqa: E402
 from realtime.render.gsplat_backend import cuda_usable  # noqa: E402

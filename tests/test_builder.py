@@ -9,12 +9,12 @@ from realtime.builder.build import build_avatar, crop_camera, crop_image
 from realtime.builder.fit_portrait import PortraitError, detect_face, fit_portrait, load_portrait
 from realtime.builder.regions import EYE, FACE, MOUTH, SCALP, TEETH, face_regions, vertex_regions
 from realtime.deform.reference import deform
-from realtime.landmarks import LandmarkDetector
+from realtime.face.detector import LandmarkDetector
 from realtime.render import render
 from realtime.rig.builtin import builtin_rig
 from realtime.rig.lbs import landmarks as rig_landmarks
 from realtime.rig.model import RigParams
-from realtime.track.landmark_ids import FACE_OVAL
+from realtime.face.landmark_ids import FACE_OVAL
 
 
 @pytest.fixture(scope="module")

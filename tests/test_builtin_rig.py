@@ -8,7 +8,7 @@ from scipy.sparse.csgraph import connected_components
 from realtime.avatar.binding import triangle_frames
 from realtime.geometry import axis_angle_to_matrix
 from realtime.rig import builtin, lbs
-from realtime.rig import facemesh_topology as topo
+from realtime.face import topology as topo
 from realtime.rig.builtin_shapes import SHAPE_NAMES
 from realtime.rig.builtin_neutral import EYEBALL_RADIUS, INTERPUPIL_DISTANCE, metric_transform
 from realtime.rig.mesh_ops import adjacency, boundary_loops, strip
@@ -71,7 +71,7 @@ def photo_points():
     """MediaPipe on the astronaut photo, run here independently of the generator."""
     from skimage import data
 
-    from realtime.landmarks import LandmarkDetector
+    from realtime.face.detector import LandmarkDetector
 
     with LandmarkDetector(static_image_mode=True) as detector:
         return detector.detect_largest(data.astronaut()).points

@@ -11,7 +11,7 @@ from realtime.rig.teeth import add_teeth
 
 
 def _realtime(*args):
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "realtime.app.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_import_then_info_and_render(tmp_path):

@@ -3,7 +3,7 @@ import pytest
 from skimage import data
 from skimage.transform import rescale
 
-from realtime.landmarks import N_LANDMARKS, FaceLandmarks, LandmarkDetector, LandmarkError
+from realtime.face.detector import N_LANDMARKS, FaceLandmarks, LandmarkDetector, LandmarkError
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_face_landmarks_bbox_from_points():
 def test_landmark_lists_read_from_their_wire_format_and_otherwise():
     from mediapipe.framework.formats.landmark_pb2 import NormalizedLandmarkList
 
-    from realtime.landmarks import _normalised_xyz
+    from realtime.face.detector import _normalised_xyz
 
     xyz = np.random.default_rng(0).normal(size=(478, 3)).astype(np.float32)
     plain = NormalizedLandmarkList()

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime import library
+from realtime.app import library
 from realtime.avatar.native import save_avatar
 from realtime.avatar.synthetic import random_avatar
 from realtime.builder.build import DEMO_SETTINGS

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from realtime.avatar import native
-from realtime.avatar.atomic import atomic_write
+from realtime.files import atomic_write
 from realtime.avatar.gaussians import Avatar, AvatarError
 from realtime.avatar.native import (AvatarFileError, decode_avatar, encode_avatar, load_avatar, pack, save_avatar,
                                     unpack)

@@ -11,10 +11,10 @@ from skimage.data import astronaut
 from realtime.avatar.native import save_avatar
 from realtime.avatar.synthetic import random_avatar
 from realtime.camera import frontal_camera
-from realtime.drivers import tour
-from realtime.offline import render_to_file
+from realtime.app.motions import tour
+from realtime.app.offline import render_to_file
 from realtime.rig.synthetic import synthetic_rig
-from realtime.track.params_io import TrackedSequence, save_params_npz
+from realtime.track.params_file import TrackedSequence, save_params_npz
 
 
 @pytest.fixture(scope="module")
@@ -92,15 +92,15 @@ def test_bad_requests_are_refused_with_clear_errors(avatar, tmp_path):
 def test_cli_info_and_render_run_as_a_user_runs_them(avatar, tmp_path):
     path = tmp_path / "avatar.rtav"
     save_avatar(avatar, path)
-    info = subprocess.run([sys.executable, "-m", "realtime.cli", "info", str(path)], capture_output=True, text=True,
+    info = subprocess.run([sys.executable, "-m", "realtime.app.cli", "info", str(path)], capture_output=True, text=True,
                           timeout=120)
     assert info.returncode == 0, info.stderr
     assert "3000" in info.stdout and "synthetic" in info.stdout
     out = tmp_path / "cli.png"
-    done = subprocess.run([sys.executable, "-m", "realtime.cli", "render", "--avatar", str(path), "--driver", "still",
+    done = subprocess.run([sys.executable, "-m", "realtime.app.cli", "render", "--avatar", str(path), "--driver", "still",
                            "--out", str(out), "--size", "64", "--quiet"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 100
-    bad = subprocess.run([sys.executable, "-m", "realtime.cli", "render", "--avatar", str(tmp_path / "missing.rtav"),
+    bad = subprocess.run([sys.executable, "-m", "realtime.app.cli", "render", "--avatar", str(tmp_path / "missing.rtav"),
                           "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "error" in bad.stderr and "missing.rtav" in bad.stderr

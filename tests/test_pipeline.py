@@ -9,9 +9,11 @@ import pytest
 
 from realtime.avatar.synthetic import random_avatar
 from realtime.camera import frontal_camera
-from realtime.drivers import tour
-from realtime.feeds import DriverFeed
-from realtime.pipeline import AvatarPainter, Latest, LivePipeline, drive
+from realtime.app.motions import tour
+from realtime.app.feeds import MotionFeed
+from realtime.mailbox import Latest
+from realtime.painter import AvatarPainter
+from realtime.pipeline import LivePipeline, drive
 from realtime.rig.model import RigParams
 from realtime.rig.synthetic import synthetic_rig
 
@@ -81,7 +83,7 @@ def test_live_pipeline_drops_stale_parameters_and_stamps_capture_times(painter):
 
 def test_frames_iterator_yields_new_frames_to_an_event_loop(painter):
     pipeline = LivePipeline(painter)
-    feed = DriverFeed(pipeline, tour(painter.avatar.rig, painter.avatar.shape, fps=20, seconds=2.0))
+    feed = MotionFeed(pipeline, tour(painter.avatar.rig, painter.avatar.shape, fps=20, seconds=2.0))
 
     async def collect():
         got = []

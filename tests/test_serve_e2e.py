@@ -16,12 +16,13 @@ import pytest
 
 from browser_helpers import (chromium, needs_chromium, pages_reported, sessions_by_role, stop_browsers,
                              wait_for_pages, write_y4m)
-from realtime.landmarks import LandmarkDetector
-from realtime.library import resolve_avatar
-from realtime.pipeline import AvatarPainter, drive
+from realtime.face.detector import LandmarkDetector
+from realtime.app.library import resolve_avatar
+from realtime.painter import AvatarPainter
+from realtime.pipeline import drive
 from realtime.rig.model import RigParams
 from realtime.stream.client import ArrayVideoTrack, PeerClient, ServerProcess
-from realtime.track import landmark_ids as ids
+from realtime.face import landmark_ids as ids
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ def clip(faces: dict[str, np.ndarray]) -> list[np.ndarray]:
 
 
 def serve() -> ServerProcess:
-    return ServerProcess(SERVE, module="realtime.cli", startup_timeout=120)
+    return ServerProcess(SERVE, module="realtime.app.cli", startup_timeout=120)
 
 
 async def send_and_watch(server: ServerProcess, frames: list[np.ndarray], min_frames: int, seconds: float):

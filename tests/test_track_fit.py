@@ -5,7 +5,7 @@ import pytest
 from dataclasses import replace
 
 from realtime.rig.model import Rig, RigError, RigParams
-from realtime.track import landmark_ids as mp_ids
+from realtime.face import landmark_ids as mp_ids
 from realtime.track.fit import (DEFAULT_IRIS_OFFSET, FitSettings, expression_bounds, fit_frame, fit_gaze, fold_identity, initial_pose,
                                 iris_points, landmark_basis, landmark_points, project)
 from track_helpers import camera, observe, random_params, rotation_error_deg, sphere_rig

@@ -54,7 +54,7 @@ def truth_sequence(rig, shape):
 @pytest.fixture(scope="module")
 def tracked():
     from realtime.deform.reference import deform
-    from realtime.library import demo_avatar
+    from realtime.app.library import demo_avatar
     from realtime.render import render
 
     avatar, _ = demo_avatar()

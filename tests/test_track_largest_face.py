@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from realtime.landmarks import FaceBoxes
+from realtime.face.detector import FaceBoxes
 from realtime.track.largest_face import LargestFaceLandmarks, box_area, boxes_containing, only_region
 
 

@@ -183,7 +183,7 @@ def test_still_photo_is_fitted_and_steady(builtin, astronaut):
 def test_largest_of_two_faces_is_tracked(builtin, astronaut, big_on_left):
     import cv2
 
-    from realtime.landmarks import LandmarkDetector
+    from realtime.face.detector import LandmarkDetector
 
     face = astronaut[0:300, 100:400]
     big, small = cv2.resize(face, (384, 384)), cv2.resize(face, (256, 256))
@@ -214,7 +214,7 @@ def test_frame_without_a_face_and_bad_frames(builtin):
 def test_rig_embedding_only_some_landmarks_is_tracked():
     """FLAME's MediaPipe embedding covers about a hundred of the 478 ids (no irises): the tracker fits those."""
     from realtime.rig.model import Rig
-    from realtime.track.landmark_ids import fit_ids
+    from realtime.face.landmark_ids import fit_ids
 
     full = face_like_rig()
     keep = np.isin(full.lmk_ids, fit_ids()[::2])  # no iris points, half of the contours

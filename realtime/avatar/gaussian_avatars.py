@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.avatar.atomic import atomic_write
+from realtime.files import atomic_write
 from realtime.avatar.gaussians import Avatar, AvatarError, sh_coeff_count
 from realtime.avatar.ply import read_ply, write_ply
 from realtime.camera import Camera, frontal_camera

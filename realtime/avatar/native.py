@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.avatar.atomic import atomic_write
 from realtime.avatar.gaussians import Avatar, AvatarError
 from realtime.camera import Camera
-from realtime.rig.model import Rig, RigError
+from realtime.files import atomic_write
+from realtime.rig.model import ARRAY_NAMES as RIG_ARRAYS, Rig, RigError
 
 MAGIC = b"RTAVATAR"
 FORMAT_VERSION = 1
@@ -47,8 +47,6 @@ _CRC = struct.Struct("<I")
 _ALIGN = 64
 _DTYPES = {"|b1", "|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "<f2", "<f4", "<f8"}
 
-RIG_ARRAYS = ("v_template", "shape_dirs", "expr_dirs", "pose_dirs", "j_regressor", "weights", "parents", "faces",
-              "lmk_ids", "lmk_faces", "lmk_bary")
 AVATAR_ARRAYS = ("shape", "static_offset", "binding", "local_means", "local_quats", "log_scales", "opacity_logits",
                  "sh")
 CAMERA_ARRAYS = ("K", "viewmat")

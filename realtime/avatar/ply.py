@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.avatar.atomic import atomic_write
+from realtime.files import atomic_write
 from realtime.avatar.gaussians import AvatarError
 
 _TYPES = {

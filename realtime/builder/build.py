@@ -35,7 +35,7 @@ from realtime.render.backend import resolve_backend
 from realtime.rig.builtin import builtin_rig
 from realtime.rig.lbs import forward
 from realtime.rig.model import Rig
-from realtime.track import landmark_ids as mp_ids
+from realtime.face import landmark_ids as mp_ids
 
 # Bump whenever the builder's output for the same input changes (it keys the demo avatar's cache).
 BUILDER_VERSION = "2"

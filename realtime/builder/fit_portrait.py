@@ -20,11 +20,11 @@ import numpy as np
 
 from realtime.camera import Camera, intrinsics, rig_to_opencv
 from realtime.geometry import axis_angle_to_matrix
-from realtime.landmarks import LandmarkDetector, N_LANDMARKS
+from realtime.face.detector import LandmarkDetector, N_LANDMARKS
 from realtime.rig.lbs import forward, landmarks as rig_landmarks
 from realtime.rig.model import Rig, RigParams
 from realtime.track import fit as landmark_fit
-from realtime.track import landmark_ids as mp_ids
+from realtime.face import landmark_ids as mp_ids
 
 PORTRAIT_FOV_DEG = 30.0
 MIN_FACE_PIXELS = 48  # the face's landmark box must be at least this wide

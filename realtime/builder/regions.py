@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from realtime.rig import facemesh_topology as topo
+from realtime.face import topology as topo
 from realtime.rig.model import Rig
 
 # per-face region labels, in increasing priority (a triangle takes its most specific corner's label)

@@ -25,8 +25,7 @@ generator's output changes.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 import zipfile
 from functools import lru_cache
 from importlib import metadata
@@ -34,14 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.rig import facemesh_topology as topo
+from realtime.face import topology as topo
+from realtime.files import atomic_write, cache_dir
 from realtime.rig.builtin_neutral import MetricTransform
-from realtime.rig.model import FLAME_PARENTS, Rig
+from realtime.rig.model import ARRAY_NAMES as RIG_ARRAYS, FLAME_PARENTS, Rig
 
 BUILTIN_NAME = "builtin-mediapipe"
 BUILTIN_VERSION = "8"
-_RIG_ARRAYS = ("v_template", "shape_dirs", "expr_dirs", "pose_dirs", "j_regressor", "weights", "parents", "faces",
-               "lmk_ids", "lmk_faces", "lmk_bary")
 
 
 def landmark_embedding(faces: np.ndarray, n_landmarks: int = topo.N_LANDMARKS):
@@ -86,29 +84,23 @@ def generate_builtin(pixels: np.ndarray | None = None) -> tuple[Rig, MetricTrans
 
 def cache_path() -> Path:
     """Where the generated rig is kept on disk."""
-    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "realtime"
-    return root / f"builtin-rig-v{BUILTIN_VERSION}-mediapipe{metadata.version('mediapipe')}.npz"
+    return cache_dir() / f"builtin-rig-v{BUILTIN_VERSION}-mediapipe{metadata.version('mediapipe')}.npz"
 
 
 def _save(path: Path, rig: Rig, transform: MetricTransform) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename."""
+    """Write atomically (`files.atomic_write`): readers never see half a rig."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {k: getattr(rig, k) for k in _RIG_ARRAYS}
+    arrays = {k: getattr(rig, k) for k in RIG_ARRAYS}
     arrays.update(expr_names=np.array(rig.expr_names), t_rotation=transform.rotation,
                   t_scale=np.array(transform.scale), t_translation=transform.translation)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write(path, [buffer.getvalue()])
 
 
 def _load(path: Path) -> tuple[Rig, MetricTransform]:
     with np.load(path, allow_pickle=False) as data:
-        rig = Rig(**{k: data[k] for k in _RIG_ARRAYS}, expr_names=tuple(str(s) for s in data["expr_names"]),
+        rig = Rig(**{k: data[k] for k in RIG_ARRAYS}, expr_names=tuple(str(s) for s in data["expr_names"]),
                   name=BUILTIN_NAME)
         transform = MetricTransform(rotation=data["t_rotation"], scale=float(data["t_scale"]),
                                     translation=data["t_translation"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.rig import facemesh_topology as topo
+from realtime.face import topology as topo
 from realtime.rig.builtin_head import HeadMesh
 from realtime.rig.builtin_neutral import EYEBALL_RADIUS
 from realtime.rig.mesh_ops import geodesic_distance, smooth_fill, uniform_laplacian

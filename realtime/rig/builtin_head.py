@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.rig import facemesh_topology as topo
+from realtime.face import topology as topo
 from realtime.rig.builtin_neutral import EYEBALL_RADIUS
 from realtime.rig.mesh_ops import boundary_loops, cap, strip
 

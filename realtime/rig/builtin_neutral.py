@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.rig.facemesh_topology import LEFT_IRIS_CENTER, N_FACE, N_LANDMARKS, RIGHT_IRIS_CENTER
+from realtime.face.landmark_ids import LEFT_IRIS_CENTER, N_FACE, N_LANDMARKS, RIGHT_IRIS_CENTER
 
 INTERPUPIL_DISTANCE = 0.063
 EYEBALL_RADIUS = 0.012
@@ -60,7 +60,7 @@ def photo_landmarks() -> np.ndarray:
     """
     from skimage import data
 
-    from realtime.landmarks import LandmarkDetector
+    from realtime.face.detector import LandmarkDetector
 
     with LandmarkDetector(static_image_mode=True) as detector:
         face = detector.detect_largest(data.astronaut())

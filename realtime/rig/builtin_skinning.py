@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import nnls
 
-from realtime.rig import facemesh_topology as topo
+from realtime.face import topology as topo
 from realtime.rig.builtin_head import MOUTH_RADII, HeadMesh, smoothstep
 from realtime.rig.mesh_ops import smooth_fill, uniform_laplacian
 

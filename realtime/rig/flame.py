@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from realtime.face.landmark_ids import N_LANDMARKS as MEDIAPIPE_N_LANDMARKS
 from realtime.npzfile import read_npz
 from realtime.rig.model import Rig, RigError
 
 FLAME_SHAPE_SPACE = 300  # shapedirs[..., :300] are identity, shapedirs[..., 300:] expression
 FLAME_N_JOINTS = 5
-MEDIAPIPE_N_LANDMARKS = 478
 
 _SPARSE_NAMES = {"csc_matrix": "csc", "csr_matrix": "csr", "csc_array": "csc", "csr_array": "csr"}
 

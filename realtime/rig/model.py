@@ -19,6 +19,10 @@ class RigError(ValueError):
     """A rig or a rig parameter set that does not hold together."""
 
 
+ARRAY_NAMES = ("v_template", "shape_dirs", "expr_dirs", "pose_dirs", "j_regressor", "weights", "parents", "faces",
+               "lmk_ids", "lmk_faces", "lmk_bary")  # the Rig fields that are arrays, in field order
+
+
 @dataclass(frozen=True, eq=False)
 class Rig:
     """A linear blend-skinned head model with FLAME's structure.

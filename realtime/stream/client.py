@@ -179,7 +179,7 @@ class ServerProcess:
     """``python -m MODULE ARGS --port 0`` in a subprocess, as a user starts it.
 
     MODULE is ``realtime.stream.server`` (the test-pattern server) by default; the real
-    server is ``ServerProcess(["serve", ...], module="realtime.cli")``. Use as a context
+    server is ``ServerProcess(["serve", ...], module="realtime.app.cli")``. Use as a context
     manager; ``url`` is the client page (read from the "serving on URL" line), ``ws_url``
     the signaling socket, ``stats()`` reads ``/stats``. The server's log goes to ``log_path``.
     """

@@ -48,7 +48,7 @@ from .tracks import FrameBroadcast
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATIC_DIR = Path(__file__).resolve().parents[2] / "client_web"
+DEFAULT_STATIC_DIR = Path(__file__).resolve().parents[1] / "web"  # the client_web/ folder, shipped in the package
 PAGES = {"/": "index.html", "/index.html": "index.html", "/view": "view.html", "/view.html": "view.html"}
 ASSET_TYPES = {".js", ".css", ".png", ".svg", ".ico"}
 MAX_STAGES = 16

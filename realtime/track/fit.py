@@ -39,7 +39,7 @@ import numpy as np
 from realtime.camera import Camera
 from realtime.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from realtime.rig.model import FLAME_PARENTS, Rig, RigError, RigParams
-from realtime.track import landmark_ids as mp_ids
+from realtime.face import landmark_ids as mp_ids
 from realtime.track.fit_kernel import gauss_newton, gaze_newton
 
 JAW, LEFT_EYE_JOINT, RIGHT_EYE_JOINT = 2, 3, 4

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.landmarks import FaceBoxes, FaceLandmarks, LandmarkDetector, check_image
+from realtime.face.detector import FaceBoxes, FaceLandmarks, LandmarkDetector, check_image
 
 KEEP_AROUND = 1.0  # the visible region around a new face: its detector box grown by this much of its size per side
 

@@ -21,7 +21,7 @@ import numpy as np
 from realtime.blas import OneBlasThread
 from realtime.camera import Camera, intrinsics, look_at
 from realtime.rig.model import Rig, RigParams
-from realtime.track import landmark_ids as mp_ids
+from realtime.face import landmark_ids as mp_ids
 from realtime.track.filters import FilterSettings, RigParamsFilter
 from realtime.track.fit import (FitResult, FitSettings, LandmarkBasis, fit_frame, fit_gaze, fold_identity, initial_pose,
                                 landmark_basis, landmark_offsets, landmark_points, offset_landmarks, project)

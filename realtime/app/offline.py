@@ -11,10 +11,12 @@ import av
 import numpy as np
 
 from realtime.avatar.gaussians import Avatar
-from realtime.drivers import BUILTIN_DRIVERS, builtin_driver
-from realtime.pipeline import AvatarPainter, drive
+from realtime.app.motions import BUILTIN_MOTIONS, builtin_motion
+from realtime.painter import AvatarPainter
+from realtime.pipeline import drive
 from realtime.rig.model import RigParams
-from realtime.track.params_io import load_params_npz, track_video
+from realtime.track.params_file import load_params_npz
+from realtime.track.video import track_video
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
@@ -26,13 +28,13 @@ def load_driver(spec: str, avatar: Avatar, progress: bool = False) -> tuple[list
     or a face video (tracked frame by frame with the avatar's rig). Tracked parameters drive the avatar's own
     identity: their `shape` (the driving person's) is replaced by the avatar's.
     """
-    if spec in BUILTIN_DRIVERS:
-        driver = builtin_driver(spec, avatar.rig, avatar.shape)
-        return driver.frames, driver.fps
+    if spec in BUILTIN_MOTIONS:
+        motion = builtin_motion(spec, avatar.rig, avatar.shape)
+        return motion.frames, motion.fps
     path = Path(spec)
     suffix = path.suffix.lower()
     if suffix not in (".npz",) + VIDEO_SUFFIXES:
-        raise ValueError(f"driver {spec!r} is neither a built-in driver ({', '.join(BUILTIN_DRIVERS)}), "
+        raise ValueError(f"driver {spec!r} is neither a built-in motion ({', '.join(BUILTIN_MOTIONS)}), "
                          f"a parameter file (.npz) nor a video ({', '.join(VIDEO_SUFFIXES)})")
     if suffix == ".npz":
         sequence = load_params_npz(path, avatar.rig)

@@ -16,12 +16,13 @@ import signal
 import time
 from pathlib import Path
 
-from realtime.drivers import tour
-from realtime.feeds import DriverFeed, Feed, VideoFeed, WebcamFeed
-from realtime.library import resolve_avatar
-from realtime.pipeline import AvatarPainter, LivePipeline
+from realtime.app.motions import tour
+from realtime.app.feeds import MotionFeed, Feed, VideoFeed, WebcamFeed
+from realtime.app.library import resolve_avatar
+from realtime.painter import AvatarPainter
+from realtime.pipeline import LivePipeline
 
-log = logging.getLogger("realtime.live")
+log = logging.getLogger("realtime.app.serve")
 
 
 def _tracker_factory(rig):
@@ -41,7 +42,7 @@ def build_live(avatar_specs: list[str], driver: str, size: int, backend: str) ->
     pipeline = LivePipeline(painter, tracker_factory=_tracker_factory if tracks else None,
                             avatar_loader=avatars.__getitem__, avatar_names=list(avatars))
     if driver in ("browser", "tour"):
-        feed: Feed = DriverFeed(pipeline, tour(first.rig, first.shape), pause_while_camera=(driver == "browser"))
+        feed: Feed = MotionFeed(pipeline, tour(first.rig, first.shape), pause_while_camera=(driver == "browser"))
     elif driver == "webcam" or driver.startswith("webcam:"):
         device = driver.partition(":")[2] or "0"
         if not device.isdigit():

@@ -1,4 +1,4 @@
-"""Tracked parameter sequences: track a whole video, save and load them as .npz.
+"""Parameter files: a sequence of rig parameters saved and loaded as .npz (what `realtime track` writes).
 
 File layout: one array per RigParams field, stacked over frames (`shape` (T, S),
 `expr` (T, E), `rotation` (T, 3), `neck_pose` (T, 3), `jaw_pose` (T, 3), `eyes_pose`
@@ -15,8 +15,6 @@ import numpy as np
 
 from realtime.npzfile import read_npz
 from realtime.rig.model import Rig, RigParams
-from realtime.track.sources import VideoFileSource
-from realtime.track.tracker import Tracker, TrackerSettings
 
 PARAM_FIELDS = ("shape", "expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation")
 FIXED_SIZES = {"rotation": 3, "neck_pose": 3, "jaw_pose": 3, "eyes_pose": 6, "translation": 3}
@@ -38,26 +36,6 @@ class TrackedSequence:
 
     def __len__(self) -> int:
         return len(self.frames)
-
-
-def track_video(path: str | Path, rig: Rig, settings: TrackerSettings = TrackerSettings(), detector=None,
-                camera=None, progress: bool = False) -> TrackedSequence:
-    """Track every frame of the video at `path` with a fresh Tracker for `rig`: one parameter set per input frame."""
-    frames, stamps, found = [], [], []
-    with VideoFileSource(path) as source, Tracker(rig, detector=detector, camera=camera, settings=settings) as tracker:
-        iterator = source
-        if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(source, total=source.frame_count or None, unit="frame", desc="track")
-        for frame in iterator:
-            result = tracker.track(frame)
-            frames.append(result.params)
-            stamps.append(frame.time)
-            found.append(result.face_found)
-        fps = source.fps
-    return TrackedSequence(frames=frames, fps=fps, timestamps=np.asarray(stamps, np.float64),
-                           face_found=np.asarray(found, bool))
 
 
 def save_params_npz(path: str | Path, sequence: TrackedSequence) -> None:

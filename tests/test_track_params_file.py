@@ -5,8 +5,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from realtime.track.params_io import (PARAM_FIELDS, ParamsFileError, TrackedSequence, load_params_npz,
-                                      save_params_npz, track_video)
+from realtime.track.params_file import PARAM_FIELDS, ParamsFileError, TrackedSequence, load_params_npz, save_params_npz
+from realtime.track.video import track_video
 from realtime.track.fit import FitSettings
 from realtime.track.tracker import TrackerSettings
 from track_helpers import camera, observe, random_params, rotation_error_deg, sphere_rig, write_video

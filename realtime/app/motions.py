@@ -1,6 +1,7 @@
-"""Built-in parameter drivers: `still`, `turntable` and `tour` (an expression tour).
+"""Built-in motions: `still`, `turntable` and `tour` (an expression tour).
 
-A driver is a sequence of RigParams at a frame rate. The tour names ARKit-style
+A motion is a scripted sequence of RigParams at a frame rate: one kind of driver (the other kinds are camera
+frames from a browser, a webcam or a video file, which the tracker turns into RigParams). The tour names ARKit-style
 expressions; on a rig without those names (FLAME) it drives its leading
 expression components instead, so every rig moves.
 """
@@ -13,11 +14,11 @@ import numpy as np
 
 from realtime.rig.model import Rig, RigParams
 
-BUILTIN_DRIVERS = ("still", "turntable", "tour")
+BUILTIN_MOTIONS = ("still", "turntable", "tour")
 
 
 @dataclass
-class Driver:
+class Motion:
     """frames: the parameter set of each output frame; fps: their rate."""
 
     frames: list[RigParams]
@@ -49,7 +50,7 @@ _TOUR_EXPRESSIONS = (
 )
 
 
-def tour(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 10.0) -> Driver:
+def tour(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 10.0) -> Motion:
     """An expression tour: jaw open and close, blinks, smile, brows, pucker, cheek puff, then head yaw, pitch, roll."""
     t = np.arange(int(round(seconds * fps))) / fps
     expr = np.zeros((len(t), rig.n_expr))
@@ -69,10 +70,10 @@ def tour(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 10.0) 
         p.jaw_pose = np.array([jaw[i], 0, 0], np.float32)
         p.rotation = np.array([pitch[i], yaw[i], roll[i]], np.float32)
         frames.append(p)
-    return Driver(frames=frames, fps=fps)
+    return Motion(frames=frames, fps=fps)
 
 
-def turntable(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 6.0) -> Driver:
+def turntable(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 6.0) -> Motion:
     """One full turn of the head about the vertical axis."""
     n = int(round(seconds * fps))
     frames = []
@@ -81,19 +82,19 @@ def turntable(rig: Rig, shape: np.ndarray, fps: float = 25.0, seconds: float = 6
         p.shape = shape.astype(np.float32)
         p.rotation = np.array([0, 2 * np.pi * i / n, 0], np.float32)
         frames.append(p)
-    return Driver(frames=frames, fps=fps)
+    return Motion(frames=frames, fps=fps)
 
 
-def still(rig: Rig, shape: np.ndarray, fps: float = 25.0) -> Driver:
+def still(rig: Rig, shape: np.ndarray, fps: float = 25.0) -> Motion:
     """One frame at rest."""
     p = RigParams.neutral(rig)
     p.shape = shape.astype(np.float32)
-    return Driver(frames=[p], fps=fps)
+    return Motion(frames=[p], fps=fps)
 
 
-def builtin_driver(name: str, rig: Rig, shape: np.ndarray) -> Driver:
-    """The built-in driver called `name` (one of BUILTIN_DRIVERS)."""
+def builtin_motion(name: str, rig: Rig, shape: np.ndarray) -> Motion:
+    """The built-in motion called `name` (one of BUILTIN_MOTIONS)."""
     makers = {"still": still, "turntable": turntable, "tour": tour}
     if name not in makers:
-        raise ValueError(f"unknown built-in driver {name!r}; expected one of {', '.join(BUILTIN_DRIVERS)}")
+        raise ValueError(f"unknown built-in motion {name!r}; expected one of {', '.join(BUILTIN_MOTIONS)}")
     return makers[name](rig, shape)

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.face.landmark_ids import N_LANDMARKS
 from realtime.images import check_rgb
-
-N_LANDMARKS = 478
 
 
 class LandmarkError(ValueError):

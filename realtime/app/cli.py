@@ -7,7 +7,7 @@ import sys
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from realtime.library import describe_avatar, resolve_avatar
+    from realtime.app.library import describe_avatar, resolve_avatar
 
     avatar, path = resolve_avatar(args.avatar)
     print(describe_avatar(avatar, path))
@@ -15,8 +15,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from realtime.library import resolve_avatar
-    from realtime.offline import render_to_file
+    from realtime.app.library import resolve_avatar
+    from realtime.app.offline import render_to_file
 
     avatar, _ = resolve_avatar(args.avatar)
     render_to_file(avatar, args.driver, args.out, size=args.size, backend=args.backend, progress=not args.quiet)
@@ -46,8 +46,9 @@ def _cmd_avatar_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_track(args: argparse.Namespace) -> int:
-    from realtime.library import resolve_avatar
-    from realtime.track.params_io import save_params_npz, track_video
+    from realtime.app.library import resolve_avatar
+    from realtime.track.params_file import save_params_npz
+    from realtime.track.video import track_video
 
     avatar, _ = resolve_avatar(args.avatar)
     sequence = track_video(args.video, avatar.rig, progress=not args.quiet)
@@ -60,7 +61,7 @@ def _cmd_track(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
-    from realtime.live import serve_main
+    from realtime.app.serve import serve_main
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "websockets"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+N_FACE = 468  # face-mesh points; 468..477 are the iris points (refine_landmarks=True)
 N_LANDMARKS = 478
 
 LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269, 270,
@@ -30,6 +31,8 @@ CHEEKS = (50, 280, 101, 330, 205, 425, 117, 346, 123, 352, 151, 9, 108, 337)
 PERIORAL = (43, 57, 62, 76, 77, 96, 183, 184, 212, 214, 273, 287, 292, 306, 307, 325, 407, 408, 432, 434)
 LEFT_IRIS = (473, 474, 475, 476, 477)   # centre first
 RIGHT_IRIS = (468, 469, 470, 471, 472)  # centre first
+LEFT_IRIS_CENTER, LEFT_IRIS_RIM = LEFT_IRIS[0], LEFT_IRIS[1:]
+RIGHT_IRIS_CENTER, RIGHT_IRIS_RIM = RIGHT_IRIS[0], RIGHT_IRIS[1:]
 
 # Eye corners (outer, inner), for gaze relative to the eye opening.
 LEFT_EYE_CORNERS = (263, 362)

@@ -1,4 +1,5 @@
-"""Write a file so that readers see either the old content or the complete new one, never a part."""
+"""Files on disk: atomic writes (readers see the old content or the complete new one, never a part) and the
+cache folder where generated rigs and built avatars are kept."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/realtime, or ~/.cache/realtime when XDG_CACHE_HOME is unset or empty."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "realtime"
 
 
 def atomic_write(path: str | Path, chunks: Iterable[bytes]) -> None:

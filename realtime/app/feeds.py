@@ -1,8 +1,8 @@
-"""Feeds: threads that play a driver into the live pipeline in real time.
+"""Feeds: threads that play a driver (a camera source or a motion) into the live pipeline in real time.
 
 * a video file plays in a loop at its own frame rate, as if it were a camera;
 * a webcam delivers frames as fast as it captures them;
-* a built-in parameter driver (the expression tour) loops at its frame rate.
+* a built-in motion (the expression tour) loops at its frame rate.
 
 A browser sender needs no feed: the stream server pushes its frames.
 """
@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from realtime.drivers import Driver
+from realtime.app.motions import Motion
 from realtime.pipeline import LivePipeline
 from realtime.track.sources import FrameSource, VideoFileSource, WebcamSource
 
@@ -46,23 +46,23 @@ class Feed:
 CAMERA_FRESH_NS = 1_000_000_000
 
 
-class DriverFeed(Feed):
-    """Loops a parameter driver at its frame rate. With `pause_while_camera`, it yields to camera frames:
-    while the pipeline got one within the last second, the driver holds back (and resumes where it was)."""
+class MotionFeed(Feed):
+    """Loops a motion at its frame rate. With `pause_while_camera`, it yields to camera frames:
+    while the pipeline got one within the last second, the motion holds back (and resumes where it was)."""
 
-    def __init__(self, pipeline: LivePipeline, driver: Driver, pause_while_camera: bool = False) -> None:
+    def __init__(self, pipeline: LivePipeline, motion: Motion, pause_while_camera: bool = False) -> None:
         super().__init__(pipeline)
-        self.driver = driver
+        self.motion = motion
         self.pause_while_camera = pause_while_camera
 
     def play(self) -> None:
         start = time.monotonic()
         tick = index = 0
-        while self._wait_until(start + tick / self.driver.fps):
+        while self._wait_until(start + tick / self.motion.fps):
             tick += 1
             if self.pause_while_camera and time.monotonic_ns() - self.pipeline.last_input_ns < CAMERA_FRESH_NS:
                 continue
-            self.pipeline.push_params(self.driver.frames[index % len(self.driver)])
+            self.pipeline.push_params(self.motion.frames[index % len(self.motion)])
             index += 1
 
 

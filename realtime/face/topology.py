@@ -24,12 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
-N_FACE = 468
-N_LANDMARKS = 478
-RIGHT_IRIS_CENTER = 468
-LEFT_IRIS_CENTER = 473
-RIGHT_IRIS_RIM = (469, 470, 471, 472)
-LEFT_IRIS_RIM = (474, 475, 476, 477)
+from realtime.face.landmark_ids import (LEFT_IRIS_CENTER, LEFT_IRIS_RIM, N_FACE, N_LANDMARKS,  # noqa: F401
+                                        RIGHT_IRIS_CENTER, RIGHT_IRIS_RIM)
 
 
 def _connections():

@@ -8,21 +8,16 @@ our native avatar format, written atomically (a crash or a parallel build never 
 
 from __future__ import annotations
 
-import os
+
 from pathlib import Path
 
 from realtime.avatar.gaussians import Avatar
 from realtime.avatar.native import AvatarFileError, load_avatar, save_avatar
 from realtime.builder.build import BUILDER_VERSION, DEMO_SETTINGS, build_demo_avatar
+from realtime.files import cache_dir
 from realtime.rig.builtin import BUILTIN_VERSION
 
 DEMO_NAME = "demo"
-
-
-def cache_dir() -> Path:
-    """$XDG_CACHE_HOME/realtime, or ~/.cache/realtime when XDG_CACHE_HOME is unset or empty."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "realtime"
 
 
 def demo_cache_path() -> Path:
