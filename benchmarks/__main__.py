@@ -1,10 +1,7 @@
 """`python -m benchmarks`: every benchmark, then the report and plots (see benchmarks/run_all.py)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from .run_all import main
 
-import run_all  # noqa: E402
-
-sys.exit(run_all.main())
+sys.exit(main())

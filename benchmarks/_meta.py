@@ -1,6 +1,6 @@
 """Shared helpers for the benchmarks: what machine and code a result came from, timing summaries, JSON output.
 
-    from _meta import metadata, machine_tag, summarize_ms, write_result
+    from ._meta import metadata, machine_tag, summarize_ms, write_result
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ ours is faster).
    own projection and tile lists (only the compositing stage is compared). Scene: bench_render's head scene.
    The two pictures are compared (max and mean absolute difference) to show the baseline draws the same image.
 
-    python benchmarks/bench_baselines.py [--quick] [--backend auto|cpu|cuda]
+    python -m benchmarks.bench_baselines [--quick] [--backend auto|cpu|cuda]
 
 Writes benchmarks/results/baselines_<machine>.json.
 """
@@ -25,28 +25,23 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
-from realtime.avatar.synthetic import random_avatar, random_params  # noqa: E402
-from realtime.camera import Camera, head_and_shoulders_camera  # noqa: E402
-from realtime.deform import make_deformer  # noqa: E402
-from realtime.render import get_renderer  # noqa: E402
-from realtime.render.constants import (  # noqa: E402
+from realtime.avatar.synthetic import random_avatar, random_params
+from realtime.camera import Camera, head_and_shoulders_camera
+from realtime.deform import make_deformer
+from realtime.render import get_renderer
+from realtime.render.constants import (
     ALPHA_THRESHOLD, EPS2D, FAR_PLANE, MAX_ALPHA, MIN_TRANSMITTANCE, NEAR_PLANE, TILE_SIZE)
-from realtime.render.cpu import rasterize, sort_and_bin  # noqa: E402
-from realtime.render.project import project  # noqa: E402
-from realtime.render.synthetic import head_scene  # noqa: E402
-from realtime.rig.synthetic import synthetic_rig  # noqa: E402
+from realtime.render.cpu import rasterize, sort_and_bin
+from realtime.render.project import project
+from realtime.render.synthetic import head_scene
+from realtime.rig.synthetic import synthetic_rig
+
+from ._meta import machine_tag, metadata, summarize_ms, write_result
 
 WARMUP = 2
 
@@ -296,7 +291,7 @@ def run(quick: bool = False, devices: tuple[str, ...] = ("cpu",), smoke: bool = 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
     args = parser.parse_args()

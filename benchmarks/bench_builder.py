@@ -9,7 +9,7 @@
   degrees (and we also try +-45 yaw and +-15 roll);
 * render speed of the result: the CPU renderer at 256x256 (median of 30 frames after warm-up).
 
-    python benchmarks/bench_builder.py [--backend cpu] [--gaussians N] [--refine-steps K] [--save-images DIR]
+    python -m benchmarks.bench_builder [--backend cpu] [--gaussians N] [--refine-steps K] [--save-images DIR]
 
 Writes benchmarks/results/builder_<backend>_<machine>.json.
 """
@@ -17,25 +17,21 @@ Writes benchmarks/results/builder_<backend>_<machine>.json.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from realtime.builder.build import DEMO_SETTINGS, build_avatar, crop_image
+from realtime.builder.fit_portrait import portrait_camera
+from realtime.deform.reference import deform
+from realtime.face.detector import LandmarkDetector
+from realtime.face.landmark_ids import FACE_OVAL
+from realtime.render import render
+from realtime.rig.model import RigParams
 
-from _meta import machine_tag, metadata, write_result  # noqa: E402
-from realtime.builder.build import DEMO_SETTINGS, build_avatar, crop_image  # noqa: E402
-from realtime.builder.fit_portrait import portrait_camera  # noqa: E402
-from realtime.deform.reference import deform  # noqa: E402
-from realtime.face.detector import LandmarkDetector  # noqa: E402
-from realtime.render import render  # noqa: E402
-from realtime.rig.model import RigParams  # noqa: E402
-from realtime.face.landmark_ids import FACE_OVAL  # noqa: E402
+from ._meta import machine_tag, metadata, write_result
 
 TURNS = {"yaw+30": (0, 30, 0), "yaw-30": (0, -30, 0), "pitch+15": (15, 0, 0), "pitch-15": (-15, 0, 0),
          "yaw+45": (0, 45, 0), "yaw-45": (0, -45, 0), "roll+15": (0, 0, 15), "roll-15": (0, 0, -15)}
@@ -98,7 +94,7 @@ def render_ms(avatar, size: int = 256, frames: int = 30) -> float:
 def main() -> None:
     from skimage import data
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="cpu")
     parser.add_argument("--gaussians", type=int, default=DEMO_SETTINGS.n_gaussians)
     parser.add_argument("--refine-steps", type=int, default=DEMO_SETTINGS.refine_steps)

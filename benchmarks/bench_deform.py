@@ -7,7 +7,7 @@ GPU backends: each frame starts on an idle device; CUDA events recorded before a
 current stream, then waited for, so a frame's time includes the host's launch work (what a frame waits for).
 CPU backends: perf_counter around `deform`. Also the host time of the `deform` call itself for every backend.
 
-    python benchmarks/bench_deform.py [--sizes 10000 100000 1000000] [--frames 200] [--seconds 20]
+    python -m benchmarks.bench_deform [--sizes 10000 100000 1000000] [--frames 200] [--seconds 20]
 
 Writes benchmarks/results/deform_<machine>.json (machine: the GPU's name, or the CPU's model and cores).
 """
@@ -17,20 +17,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from realtime.avatar.synthetic import random_avatar, random_params
+from realtime.deform import make_deformer
+from realtime.rig.synthetic import synthetic_rig
 
-from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
-from realtime.avatar.synthetic import random_avatar, random_params  # noqa: E402
-from realtime.deform import make_deformer  # noqa: E402
-from realtime.rig.synthetic import synthetic_rig  # noqa: E402
+from ._meta import machine_tag, metadata, summarize_ms, write_result
 
 WARMUP = 5
 
@@ -104,7 +99,8 @@ def measure(rig, sizes: list[int], backends: list, max_frames: int, seconds: flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--frames", type=int, default=200, help="most timed frames per backend and size")
     parser.add_argument("--seconds", type=float, default=20.0, help="most seconds timed per backend and size")

@@ -12,7 +12,7 @@ converted once to yuv420p as the server's broadcast does (that conversion is tim
 Each encoder gets the frames in order at 30 fps timestamps; the first frames (the keyframe and warm-up) are
 not timed. Also the encoded size (kbit/s at 30 fps).
 
-    python benchmarks/bench_encode.py [--size 512] [--frames 120]
+    python -m benchmarks.bench_encode [--size 512] [--frames 120]
 
 Writes benchmarks/results/encode_<machine>.json.
 """
@@ -21,18 +21,12 @@ from __future__ import annotations
 
 import argparse
 import fractions
-import sys
 import time
-from pathlib import Path
 
 import av
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
+from ._meta import machine_tag, metadata, summarize_ms, write_result
 
 WARMUP = 5
 FPS = 30
@@ -42,7 +36,7 @@ ENCODERS = ("aiortc-vp8", "aiortc-h264", "pyav-x264-ultrafast")
 def clip_frames(size: int, count: int) -> list[np.ndarray]:
     """`count` (size, size, 3) uint8 RGB frames of a moving real photo."""
     import cv2
-    from bench_track import synthetic_clip
+    from .bench_track import synthetic_clip
 
     clip, _ = synthetic_clip(count)
     return [frame if frame.shape[0] == size else cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
@@ -112,7 +106,7 @@ def run(size: int = 512, frames: int = 120, encoders: tuple[str, ...] = ENCODERS
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--frames", type=int, default=120)
     args = parser.parse_args()

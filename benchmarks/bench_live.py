@@ -23,7 +23,7 @@ camera in the server), so their sum is the CPU time a frame costs; also deformat
 
 Other work on this machine skews every number: the load average is recorded before and after each run.
 
-    python benchmarks/bench_live.py [--size 256] [--seconds 30] [--backend cpu] [--no-browser] [--quick]
+    python -m benchmarks.bench_live [--size 256] [--seconds 30] [--backend cpu] [--no-browser] [--quick]
 
 Writes benchmarks/results/live_<machine>.json.
 """
@@ -33,21 +33,16 @@ import argparse
 import asyncio
 import bisect
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests"))
+from realtime.stream.client import ArrayVideoTrack, PeerClient, ServerProcess
 
-from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
-from bench_stream import cpu_seconds  # noqa: E402
-from realtime.stream.client import ArrayVideoTrack, PeerClient, ServerProcess  # noqa: E402
+from ._meta import machine_tag, metadata, summarize_ms, write_result
+from .bench_stream import cpu_seconds
 
 CAMERA_FPS = 25
 WARMUP_S = 4.0
@@ -123,7 +118,7 @@ async def python_peer(server: ServerProcess, clip: list[np.ndarray] | None, seco
 
 def chromium_sender(server: ServerProcess, clip: list[np.ndarray], seconds: float) -> dict:
     """Headless Chromium sending `clip` as its fake camera from the full client page, measured for `seconds`."""
-    from browser_helpers import CHROMIUM, chromium, sessions_by_role, stop_browsers, wait_for_pages, write_y4m
+    from .chromium import CHROMIUM, chromium, sessions_by_role, stop_browsers, wait_for_pages, write_y4m
 
     if CHROMIUM is None:
         return {"error": "chromium is not installed"}
@@ -256,7 +251,7 @@ def run(seconds: float = 30.0, backend: str = "cpu", quick: bool = False, size: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=None, help="output size (default 256 on cpu, 512 on cuda)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured seconds per run")
     parser.add_argument("--backend", choices=("cpu", "cuda"), default="cpu")

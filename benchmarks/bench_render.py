@@ -7,7 +7,7 @@ the camera orbits +-20 degrees around the head from frame to frame. Each frame i
 For the CPU backend also: the first-call compile time of the numba kernels (in a fresh process with an
 empty numba cache, and again with the cache filled) and the time of each stage.
 
-    python benchmarks/bench_render.py [--gaussians 40000] [--sizes 256 512] [--frames 100] [--backend cpu]
+    python -m benchmarks.bench_render [--gaussians 40000] [--sizes 256 512] [--frames 100] [--backend cpu]
                                       [--threads 2 1]
 
 Writes benchmarks/results/render_<backend>_<machine>.json.
@@ -21,21 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from realtime.camera import Camera, head_and_shoulders_camera
+from realtime.geometry import axis_angle_to_matrix
+from realtime.render import CpuRenderer, get_renderer
+from realtime.render.cpu import rasterize, sort_and_bin
+from realtime.render.project import project
+from realtime.render.synthetic import head_scene
 
-from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
-from realtime.camera import Camera, head_and_shoulders_camera  # noqa: E402
-from realtime.geometry import axis_angle_to_matrix  # noqa: E402
-from realtime.render import CpuRenderer, get_renderer  # noqa: E402
-from realtime.render.cpu import rasterize, sort_and_bin  # noqa: E402
-from realtime.render.project import project  # noqa: E402
-from realtime.render.synthetic import head_scene  # noqa: E402
+from ._meta import machine_tag, metadata, summarize_ms, write_result
 
 WARMUP = 5
 _FIRST_CALL = """
@@ -52,7 +48,7 @@ def first_call_seconds() -> dict:
     (full JIT compile), then with the cache that run filled."""
     result = {}
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         for label in ("cold_cache", "warm_cache"):
             out = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True,
                                  check=True).stdout.split()
@@ -110,7 +106,8 @@ def cpu_stages(args, cameras: list[Camera], frames: int, workers) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gaussians", type=int, default=40_000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--frames", type=int, default=100)

@@ -13,7 +13,7 @@ optionally a headless Chromium on ``/view``. For each frame size and viewer coun
 * server CPU: the server process's CPU time per wall second (encoding is per viewer);
 * publish: the per-frame cost of stamping and converting once for all viewers, timed in-process.
 
-    python benchmarks/bench_stream.py [--sizes 256 512] [--viewers 1 4] [--seconds 10] [--no-browser]
+    python -m benchmarks.bench_stream [--sizes 256 512] [--viewers 1 4] [--seconds 10] [--no-browser]
 
 Writes benchmarks/results/stream_<machine>.json.
 """
@@ -22,23 +22,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-import numpy as np
+from realtime.stream.client import PeerClient, ServerProcess
+from realtime.stream.testpattern import draw_pattern
+from realtime.stream.tracks import FrameBroadcast
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
-from realtime.stream.client import PeerClient, ServerProcess  # noqa: E402
-from realtime.stream.testpattern import draw_pattern  # noqa: E402
-from realtime.stream.tracks import FrameBroadcast  # noqa: E402
+from ._meta import machine_tag, metadata, summarize_ms, write_result
+from .chromium import CHROMIUM
 
 WARMUP_S = 2.0
 
@@ -96,8 +89,7 @@ async def python_viewers(server: ServerProcess, count: int, seconds: float) -> d
 
 
 def browser_viewer(server: ServerProcess, seconds: float) -> dict | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    if CHROMIUM is None:
         return None
     base, _, query = server.url.partition("?")
     with tempfile.TemporaryDirectory() as profile:
@@ -105,7 +97,7 @@ def browser_viewer(server: ServerProcess, seconds: float) -> dict | None:
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  f"--user-data-dir={profile}", "--autoplay-policy=no-user-gesture-required",
                  "--disable-features=WebRtcHideLocalIpsWithMdns"]
-        proc = subprocess.Popen([chromium, *flags, base + "view" + (f"?{query}" if query else "")],
+        proc = subprocess.Popen([CHROMIUM, *flags, base + "view" + (f"?{query}" if query else "")],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             time.sleep(WARMUP_S + 3)
@@ -128,7 +120,7 @@ def browser_viewer(server: ServerProcess, seconds: float) -> dict | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--fps", type=float, default=30.0)

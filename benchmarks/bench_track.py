@@ -10,7 +10,7 @@ timed separately. The first clip runs twice: with the tracker's own largest-face
 face, the face detector looking for a larger one every `face_check_every` frames) and, as the baseline in the same
 run, with MediaPipe asked for two faces and the larger kept (its face detector then runs on every frame).
 
-    python benchmarks/bench_track.py [--clips PATH ...] [--still-frames 90]
+    python -m benchmarks.bench_track [--clips PATH ...] [--still-frames 90]
 
 Writes benchmarks/results/track_<machine>.json.
 """
@@ -18,20 +18,16 @@ Writes benchmarks/results/track_<machine>.json.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from realtime.face.detector import LandmarkDetector
+from realtime.rig.builtin import builtin_rig
+from realtime.track.sources import Frame, ImageSource, VideoFileSource
+from realtime.track.tracker import Tracker, TrackerSettings, interocular_distance
 
-from _meta import machine_tag, metadata, summarize_ms, write_result  # noqa: E402
-from realtime.face.detector import LandmarkDetector  # noqa: E402
-from realtime.rig.builtin import builtin_rig  # noqa: E402
-from realtime.track.sources import Frame, ImageSource, VideoFileSource  # noqa: E402
-from realtime.track.tracker import Tracker, TrackerSettings, interocular_distance  # noqa: E402
+from ._meta import ROOT, machine_tag, metadata, summarize_ms, write_result
 
 SHARED_CLIPS = (ROOT.parent / "shared" / "clips" / "d3.mp4", ROOT.parent / "shared" / "clips" / "d0.mp4")
 TARGETS_MS = {"total_p95": 4.0, "fit_p95": 1.0}
@@ -121,7 +117,7 @@ def still_jitter(rig, n_frames: int, settings: TrackerSettings) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n")[0])
     parser.add_argument("--clips", nargs="*", type=Path, default=None, help="video files (default: the shared clips)")
     parser.add_argument("--still-frames", type=int, default=90)
     args = parser.parse_args()

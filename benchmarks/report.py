@@ -13,8 +13,9 @@ import json
 import os
 from pathlib import Path
 
-import plots
-from plots import IN_PROCESS, SERVER_STAGES, count_label, machine_label, percentiles, section
+from . import plots
+from .plots import IN_PROCESS, SERVER_STAGES, count_label, machine_label, percentiles, section
+from .profiles import PROFILES
 
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
 REPRODUCE = ("python -m benchmarks --quick                     # under 3 minutes on a 2-core CPU, no GPU needed\n"
@@ -290,8 +291,6 @@ def _sizes(xs: tuple[int, ...]) -> str:
 
 
 def profiles_part() -> str:
-    from run_all import PROFILES
-
     rows = []
     for label, cell in (
             ("render: Gaussians x sizes, frames (cap on Gaussians x pixels)",

@@ -7,12 +7,13 @@ Sections (each a function of the profile and the devices measured; one that fail
 and the others still run): live (the real loop, benchmarks/bench_live.py), render (frames/s over Gaussian
 count x resolution), deform (NumPy, torch, CuPy), encode (VP8, H.264 at 512x512), stream (glass-to-glass
 over loopback: Python peers, headless Chromium when installed), baselines (benchmarks/bench_baselines.py),
-and in the full profile track and builder (their own scripts, in subprocesses).
+and in the full profile track and builder (their own modules, `python -m benchmarks.bench_track` and
+`python -m benchmarks.bench_builder`, in subprocesses).
 
-Profiles: `full` (default; 7 to 12 minutes on a busy 2-core CPU), `quick` (under 3 minutes on a 2-core CPU: small
-sizes, few frames, no browser, no track/builder) and `smoke` (seconds of measuring: the test suite's check that
-every file and field is produced). Writes DIR/suite_<machine>.json, DIR/report.md and DIR/*.png; DIR defaults to
-benchmarks/results (full) or benchmarks/results/quick (quick, smoke).
+Profiles (benchmarks/profiles.py): `full` (default; 7 to 12 minutes on a busy 2-core CPU), `quick` (under 3
+minutes on a 2-core CPU: small sizes, few frames, no browser, no track/builder) and `smoke` (seconds of measuring:
+the test suite's check that every file and field is produced). Writes DIR/suite_<machine>.json, DIR/report.md
+and DIR/*.png; DIR defaults to benchmarks/results (full) or benchmarks/results/quick (quick, smoke).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,55 +31,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(BENCH))
-
-import _meta  # noqa: E402
+from . import _meta, report
+from .chromium import CHROMIUM
+from .profiles import PROFILES, Profile
 
 DEFAULT_OUT = {"full": _meta.RESULTS, "quick": _meta.RESULTS / "quick", "smoke": _meta.RESULTS / "quick"}
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How much each section measures."""
-
-    name: str
-    render_counts: tuple[int, ...]
-    render_sizes: tuple[int, ...]
-    render_frames: int
-    render_max_cost: float | None  # grid cells with more Gaussians x pixels than this are skipped (None: none)
-    render_first_call: bool
-    deform_sizes: tuple[int, ...]
-    deform_frames: int
-    deform_seconds: float
-    encode_frames: int
-    stream_sizes: tuple[int, ...]
-    stream_viewers: tuple[int, ...]
-    stream_seconds: float
-    stream_browser: bool
-    live_seconds: float
-    scripts: tuple[str, ...]
-
-
-PROFILES = {
-    "full": Profile("full", render_counts=(10_000, 30_000, 100_000, 300_000, 1_000_000),
-                    render_sizes=(256, 512, 1024), render_frames=20, render_max_cost=None, render_first_call=True,
-                    deform_sizes=(10_000, 100_000, 1_000_000), deform_frames=100, deform_seconds=15.0,
-                    encode_frames=150, stream_sizes=(256, 512), stream_viewers=(1, 4), stream_seconds=10.0,
-                    stream_browser=True, live_seconds=20.0, scripts=("bench_track.py", "bench_builder.py")),
-    "quick": Profile("quick", render_counts=(10_000, 100_000, 1_000_000), render_sizes=(256, 512, 1024),
-                     render_frames=3, render_max_cost=3e11, render_first_call=False,
-                     deform_sizes=(10_000, 100_000), deform_frames=10, deform_seconds=3.0,
-                     encode_frames=40, stream_sizes=(256,), stream_viewers=(1,), stream_seconds=4.0,
-                     stream_browser=False, live_seconds=8.0, scripts=()),
-    "smoke": Profile("smoke", render_counts=(2_000,), render_sizes=(128,), render_frames=2,
-                     render_max_cost=None, render_first_call=False,
-                     deform_sizes=(2_000,), deform_frames=3, deform_seconds=1.0,
-                     encode_frames=8, stream_sizes=(128,), stream_viewers=(1,), stream_seconds=1.0,
-                     stream_browser=False, live_seconds=3.0, scripts=()),
-}
 
 
 @dataclass(frozen=True)
@@ -107,7 +63,7 @@ def cuda_devices(backend: str) -> dict[str, bool]:
 
 def section_live(ctx: Context) -> dict:
     """The real loop end to end (benchmarks/bench_live.py): `realtime serve` with the demo avatar over loopback."""
-    import bench_live
+    from . import bench_live
 
     return bench_live.run(seconds=ctx.profile.live_seconds, backend="cuda" if ctx.cuda["render"] else "cpu",
                           quick=ctx.profile.name != "full", browser=ctx.profile.stream_browser)
@@ -115,7 +71,7 @@ def section_live(ctx: Context) -> dict:
 
 def section_render(ctx: Context) -> dict:
     """frames/s of the whole render call over the Gaussian count x resolution grid (bench_render's scene)."""
-    import bench_render
+    from . import bench_render
 
     from realtime.render import get_renderer
     from realtime.render.synthetic import head_scene
@@ -142,7 +98,7 @@ def section_render(ctx: Context) -> dict:
 
 def section_deform(ctx: Context) -> dict:
     """Per-frame deformation on every backend that can run here (bench_deform's rig, avatars and timing)."""
-    import bench_deform
+    from . import bench_deform
 
     backends, notes = bench_deform.backends_here(ctx.cuda["deform"])
     rig = bench_deform.bench_rig()
@@ -153,19 +109,19 @@ def section_deform(ctx: Context) -> dict:
 
 
 def section_encode(ctx: Context) -> dict:
-    import bench_encode
+    from . import bench_encode
 
     return bench_encode.run(size=512, frames=ctx.profile.encode_frames)
 
 
 def section_stream(ctx: Context) -> dict:
     """Glass-to-glass over loopback with the test-pattern server (bench_stream's peers and browser)."""
-    import bench_stream
+    from . import bench_stream
 
     from realtime.stream.client import ServerProcess
 
     p = ctx.profile
-    browser = p.stream_browser and (shutil.which("chromium") or shutil.which("chromium-browser"))
+    browser = p.stream_browser and CHROMIUM is not None
     runs = []
     for size in p.stream_sizes:
         run = {"size": size, "fps_target": 30.0, "codec": "vp8", "python": []}
@@ -184,7 +140,7 @@ def section_stream(ctx: Context) -> dict:
 
 
 def section_baselines(ctx: Context) -> dict:
-    import bench_baselines
+    from . import bench_baselines
 
     devices = ("cpu", "cuda") if ctx.cuda["render"] and ctx.cuda["deform"] else ("cpu",)
     return bench_baselines.run(quick=ctx.profile.name == "quick", devices=devices,
@@ -192,12 +148,14 @@ def section_baselines(ctx: Context) -> dict:
 
 
 def script_section(script: str, result_name: str) -> Callable[[Context], dict]:
-    """A section that runs benchmarks/<script> as its own process and returns the <result_name>.json it writes
-    (into a temporary folder: the script's own result file in benchmarks/results is left as it was)."""
+    """A section that runs benchmarks/<script> as its own process (python -m benchmarks.<name>) and returns the
+    <result_name>.json it writes (into a temporary folder: the script's own result file in benchmarks/results is
+    left as it was)."""
     def section(ctx: Context) -> dict:
         with tempfile.TemporaryDirectory() as folder:
             env = {**os.environ, "REALTIME_BENCH_RESULTS": folder}
-            done = subprocess.run([sys.executable, str(BENCH / script)], env=env, capture_output=True, text=True)
+            done = subprocess.run([sys.executable, "-m", f"{__package__}.{Path(script).stem}"], env=env,
+                                  capture_output=True, text=True)
             if done.returncode:
                 raise RuntimeError(f"{script} failed ({done.returncode}): {done.stderr.strip()[-1500:]}")
             return {"script": script, **json.loads((Path(folder) / f"{result_name}.json").read_text())}
@@ -275,8 +233,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (1 when a section failed, 2 on bad usage)."""
-    import report
-
     args = parser().parse_args(argv)
     profile = PROFILES["quick" if args.quick else "smoke" if args.smoke else "full"]
     out = (args.out or DEFAULT_OUT[profile.name]).resolve()
@@ -293,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         written = report.write_report(out)
         print("wrote", *written, sep="\n  ")
         if args.readme:
-            print("updated", report.update_readme(out, ROOT / "README.md"))
+            print("updated", report.update_readme(out, _meta.ROOT / "README.md"))
     except (FileNotFoundError, ValueError) as exc:
         print(f"benchmarks: error: {exc}", file=sys.stderr)
         return 2

@@ -180,6 +180,7 @@ function fitStage(stage, width, height) {
   stage.style.setProperty('--ar', width / height);
 }
 
+// msg: the server's stats message; msg.producer is realtime/meters.py's ProducerStats, field by field.
 function formatStats(msg, session) {
   const ms = (s) => (s && s.p50 !== null ? `${s.p50.toFixed(0)} / ${s.p95.toFixed(0)} ms` : '-');
   const lines = [

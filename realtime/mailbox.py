@@ -1,4 +1,8 @@
-"""The newest-wins mailbox between threads: a stage always takes the newest input, and no queue can grow."""
+"""The newest-wins mailbox between threads: a stage always takes the newest input, and no queue can grow.
+
+The one home of this pattern: the live loop's stages and the test pattern's camera input use it. The stream's
+`FrameBroadcast` is a different thing: many asyncio readers share one frame that nobody takes.
+"""
 
 from __future__ import annotations
 

@@ -9,8 +9,12 @@ import numpy as np
 from realtime.avatar.gaussians import Avatar
 from realtime.camera import Camera
 from realtime.deform import make_deformer
-from realtime.render import render, resolve_backend
+from realtime.render import Renderer, get_renderer
 from realtime.rig.model import RigParams
+
+# The deformation backend that feeds each render backend: numba's CPU hot path beside the CPU renderer; beside
+# gsplat, deform's own pick on CUDA (the CuPy kernels, torch where CuPy is missing).
+DEFORMER_FOR = {"cpu": "numba", "cuda": "auto"}
 
 
 def lap(timings: dict[str, float], stage: str, start: float) -> float:
@@ -25,37 +29,39 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def drawing_backends(backend: str = "auto") -> tuple[str, Renderer]:
+    """The deformation backend and the renderer that draw together for a backend name ('auto', 'cpu' or 'cuda';
+    'auto' is 'cuda' only where it can run, see `realtime.render.resolve_backend`). The deformer is to run on
+    `renderer.device`, so that its outputs reach the renderer without a copy."""
+    renderer = get_renderer(backend)
+    return DEFORMER_FOR[renderer.backend], renderer
+
+
 class AvatarPainter:
     """Deform and render one avatar from one camera: rig parameters in, an RGB picture out.
 
-    backend: 'cpu' (the numba deformation + the CPU splatter), 'cuda' (CuPy kernels + gsplat) or 'auto'.
-    background: RGB in [0, 1].
+    backend: 'cpu' (the numba deformation + the CPU splatter), 'cuda' (CuPy kernels + gsplat) or 'auto'
+    (see `drawing_backends`). background: RGB in [0, 1].
     """
 
     def __init__(self, avatar: Avatar, camera: Camera, backend: str = "auto",
                  background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> None:
         self.avatar = avatar
         self.camera = camera
-        self.backend = resolve_backend(backend)
         self.background = background
-        if self.backend == "cuda":
-            import torch
-
-            self._deformer = make_deformer(avatar, backend="auto")
-            self._opacities = torch.as_tensor(avatar.opacities, dtype=torch.float32, device="cuda")
-            self._sh = torch.as_tensor(avatar.sh, dtype=torch.float32, device="cuda")
-        else:
-            self._deformer = make_deformer(avatar, backend="numba")
-            self._opacities = avatar.opacities.astype(np.float32)
-            self._sh = avatar.sh.astype(np.float32)
+        deformer_backend, self._renderer = drawing_backends(backend)
+        self.backend = self._renderer.backend
+        self._deformer = make_deformer(avatar, backend=deformer_backend, device=self._renderer.device)
+        self._opacities = self._renderer.as_input(avatar.opacities)
+        self._sh = self._renderer.as_input(avatar.sh)
 
     def draw(self, params: RigParams, timings: dict[str, float]) -> np.ndarray:
         """(H, W, 3) uint8 picture of the avatar posed by `params`; records 'deform' and 'render' in `timings`."""
         start = time.perf_counter()
         g = self._deformer.deform(params)
         start = lap(timings, "deform", start)
-        result = render(g.means, g.quats, g.scales, self._opacities, self._sh, self.camera,
-                        background=self.background, backend=self.backend)
-        image = to_uint8(result.image)
+        result = self._renderer.render(g.means, g.quats, g.scales, self._opacities, self._sh, self.camera,
+                                       background=self.background)
+        image = to_uint8(result.numpy().image)
         lap(timings, "render", start)
         return image

@@ -9,9 +9,10 @@ Two shapes of the same loop:
   older unread inputs are dropped and counted, and no queue can grow. Every
   frame carries its capture time and each stage's duration to the output.
   It is the frame producer of the stream server (`frames`, `push_input`,
-  `control`, `stats`). Camera frames arriving after a pause of more than
-  NEW_CAMERA_GAP_NS go to a fresh tracker: a new sender (or the same person
-  back) is calibrated anew instead of keeping the last one's identity.
+  `control` taking a typed `realtime.controls.Control`, `stats` giving a
+  `realtime.meters.ProducerStats`). Camera frames arriving after a pause of
+  more than NEW_CAMERA_GAP_NS go to a fresh tracker: a new sender (or the same
+  person back) is calibrated anew instead of keeping the last one's identity.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from typing import AsyncIterator, Callable, Iterable, Iterator
 import numpy as np
 
 from realtime.avatar.gaussians import Avatar
+from realtime.controls import Control, Recalibrate, SetBackground, SwitchAvatar, not_a_control
 from realtime.frames import OutputFrame
 from realtime.mailbox import Latest
+from realtime.meters import FpsMeter, ProducerStats
 from realtime.painter import AvatarPainter
 from realtime.rig.model import RigParams
 
@@ -46,15 +49,18 @@ class LivePipeline:
 
     painter: draws the avatar; tracker_factory: makes a tracker for a rig (`track(image) -> result with .params
     and .timings`), called in the track thread; None when only rig parameters drive it (`push_params`).
-    avatar_loader: name → Avatar, for the 'avatar' control; avatar_names: the names it offers.
+    avatar_loader: name → Avatar, for the SwitchAvatar control; avatar_names: the names it offers.
+    driver: what drives it (the `realtime serve --driver`), reported in `stats`.
     """
 
     def __init__(self, painter: AvatarPainter, tracker_factory: Callable[[object], object] | None = None,
-                 avatar_loader: Callable[[str], Avatar] | None = None, avatar_names: Iterable[str] = ()) -> None:
+                 avatar_loader: Callable[[str], Avatar] | None = None, avatar_names: Iterable[str] = (),
+                 driver: str | None = None) -> None:
         self.painter = painter
         self._tracker_factory = tracker_factory
         self._avatar_loader = avatar_loader
-        self._avatar_names = list(avatar_names)
+        self._avatar_names = tuple(avatar_names)
+        self._driver = driver
         self._images = Latest()
         self._params = Latest()
         self._out_cond = threading.Condition()
@@ -63,40 +69,46 @@ class LivePipeline:
         self._running = threading.Event()
         self._recalibrate = threading.Event()
         self._new_painter: AvatarPainter | None = None
-        self._recent = deque(maxlen=120)  # (output time ns, timings, capture ns) of recent frames, for stats
+        self._recent: deque[dict[str, float]] = deque(maxlen=120)  # the stage timings of recent frames, for stats
+        self._fps = FpsMeter()
         self.faces_lost = 0
+        self.recalibrations = 0
+        self.inputs = 0
+        self._input_size: tuple[int, int] | None = None
         self.last_input_ns = 0  # capture time of the newest camera frame pushed in
 
     # -- inputs ------------------------------------------------------------------------------------------
     def push_input(self, image: np.ndarray, capture_ts_ns: int) -> None:
         """A camera frame (H, W, 3) uint8 RGB captured at `capture_ts_ns`; never blocks."""
         self.last_input_ns = capture_ts_ns
+        self.inputs += 1
+        self._input_size = (int(image.shape[1]), int(image.shape[0]))
         self._images.put((image, capture_ts_ns))
 
     def push_params(self, params: RigParams, capture_ts_ns: int | None = None) -> None:
         """Rig parameters that skip tracking (a built-in driver); never blocks."""
         self._params.put((params, capture_ts_ns or time.monotonic_ns(), {}))
 
-    def control(self, message: dict) -> None:
-        """'recalibrate', 'background' (#rrggbb) or 'avatar' (a name from `avatar_names`); ValueError if refused."""
-        action = message.get("action")
-        if action == "recalibrate":
-            if self._tracker_factory is None:
-                raise ValueError("this driver does not track a face, so there is nothing to recalibrate")
-            self._recalibrate.set()
-        elif action == "background":
-            color = message["color"]
-            self.painter.background = tuple(int(color[i:i + 2], 16) / 255.0 for i in (1, 3, 5))
-        elif action == "avatar":
-            name = message["name"]
-            if self._avatar_loader is None or name not in self._avatar_names:
-                raise ValueError(f"unknown avatar {name!r}; offered: {', '.join(self._avatar_names) or 'none'}")
-            avatar = self._avatar_loader(name)
-            camera = avatar.camera.resized(self.painter.camera.width, self.painter.camera.height)
-            self._new_painter = AvatarPainter(avatar, camera, backend=self.painter.backend,
-                                              background=self.painter.background)
-        else:
-            raise ValueError(f"unknown control action {action!r}")
+    def control(self, message: Control) -> None:
+        """Recalibrate (tracking drivers only), SetBackground or SwitchAvatar (to one of `avatar_names`);
+        ValueError if refused."""
+        match message:
+            case Recalibrate():
+                if self._tracker_factory is None:
+                    raise ValueError("this driver does not track a face, so there is nothing to recalibrate")
+                self.recalibrations += 1
+                self._recalibrate.set()
+            case SetBackground(rgb=rgb):
+                self.painter.background = tuple(c / 255.0 for c in rgb)
+            case SwitchAvatar(name=name):
+                if self._avatar_loader is None or name not in self._avatar_names:
+                    raise ValueError(f"unknown avatar {name!r}; offered: {', '.join(self._avatar_names) or 'none'}")
+                avatar = self._avatar_loader(name)
+                camera = avatar.camera.resized(self.painter.camera.width, self.painter.camera.height)
+                self._new_painter = AvatarPainter(avatar, camera, backend=self.painter.backend,
+                                                  background=self.painter.background)
+            case _:
+                raise not_a_control(message)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -164,7 +176,8 @@ class LivePipeline:
             with self._out_cond:
                 index = 0 if self._output is None else self._output.index + 1
                 self._output = OutputFrame(image, capture_ns, timings, index)
-                self._recent.append((time.monotonic_ns(), timings, capture_ns))
+                self._recent.append(timings)
+                self._fps.tick()
                 self._out_cond.notify_all()
 
     # -- outputs -----------------------------------------------------------------------------------------
@@ -184,23 +197,26 @@ class LivePipeline:
                 after = frame.index
                 yield frame
 
-    def stats(self) -> dict:
-        recent = list(self._recent)
+    def stats(self) -> ProducerStats:
         stages: dict[str, list[float]] = {}
-        for _, timings, _ in recent:
+        for timings in list(self._recent):
             for name, ms in timings.items():
                 stages.setdefault(name, []).append(ms)
-        fps = 0.0
-        if len(recent) > 1:
-            fps = (len(recent) - 1) / max((recent[-1][0] - recent[0][0]) * 1e-9, 1e-9)
-        return {
-            "frames": 0 if self._output is None else self._output.index + 1,
-            "fps": round(fps, 2),
-            "dropped_inputs": self._images.dropped,
-            "dropped_params": self._params.dropped,
-            "faces_lost": self.faces_lost,
-            "stage_ms_p50": {name: round(float(np.median(v)), 2) for name, v in stages.items()},
-            "avatar": self.painter.avatar.name,
-            "avatars": self._avatar_names,
-            "backend": self.painter.backend,
-        }
+        painter = self.painter
+        return ProducerStats(
+            frames=0 if self._output is None else self._output.index + 1,
+            fps=round(self._fps.fps, 2),
+            size=(painter.camera.width, painter.camera.height),
+            inputs=self.inputs,
+            input_drops=self._images.dropped,
+            input_size=self._input_size,
+            background=tuple(round(c * 255) for c in painter.background),
+            recalibrations=self.recalibrations,
+            driver=self._driver,
+            stage_ms_p50={name: round(float(np.median(v)), 2) for name, v in stages.items()},
+            dropped_params=self._params.dropped,
+            faces_lost=self.faces_lost,
+            avatar=painter.avatar.name,
+            avatars=self._avatar_names,
+            backend=painter.backend,
+        )

@@ -1,10 +1,12 @@
 """The benchmark suite: `python -m benchmarks --smoke` runs every section and writes the JSON (with where and
 what it measured), the Markdown report and its plots (fields and files are checked, timings are not); a failed
 section is reported; README.md's performance section is replaced between its markers only; the torch baseline
-compositor draws our renderer's picture; `realtime bench` fails clearly where it cannot run."""
+compositor draws our renderer's picture; `realtime bench` fails clearly where it cannot run, and finds the
+installed benchmarks package from any folder; each benchmark is a module of it (`python -m benchmarks.<name>`)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -16,20 +18,16 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import bench_baselines, plots, report, run_all
+from benchmarks.profiles import PROFILES
+from realtime.app import cli
+from realtime.camera import head_and_shoulders_camera
+from realtime.render.cpu import rasterize, sort_and_bin
+from realtime.render.gsplat_backend import cuda_usable
+from realtime.render.project import project
+from realtime.render.synthetic import head_scene
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import bench_baselines  # noqa: E402
-import plots  # noqa: E402
-import report  # noqa: E402
-import run_all  # noqa: E402
-
-from realtime.app import cli  # noqa: E402
-from realtime.camera import head_and_shoulders_camera  # noqa: E402
-from realtime.render.cpu import rasterize, sort_and_bin  # noqa: E402
-from realtime.render.gsplat_backend import cuda_usable  # noqa: E402
-from realtime.render.project import project  # noqa: E402
-from realtime.render.synthetic import head_scene  # noqa: E402
 
 SECTIONS = {"live", "render", "deform", "encode", "stream", "baselines"}
 
@@ -66,7 +64,7 @@ def test_smoke_run_writes_every_section_with_where_it_was_measured(smoke):
 
 def test_smoke_sections_hold_their_measurements(smoke):
     s = load_suite(smoke)["sections"]
-    profile = run_all.PROFILES["smoke"]
+    profile = PROFILES["smoke"]
     cells = {(r["gaussians"], r["size"][0]) for r in s["render"]["cpu"]}
     assert cells == {(n, z) for n in profile.render_counts for z in profile.render_sizes}
     assert "cuda" not in s["render"]
@@ -180,17 +178,36 @@ def test_torch_baseline_compositor_draws_the_cpu_renderers_picture():
     np.testing.assert_allclose(theirs.numpy(), ours, atol=1e-5)
 
 
-def test_realtime_bench_needs_a_source_checkout(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "realtime" / "cli.py"))
+def test_realtime_bench_needs_a_source_checkout(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "benchmarks", None)  # an installation without the benchmarks package
     assert cli.main(["bench", "--quick"]) == 2
     assert "source checkout" in capsys.readouterr().err
 
 
+def test_realtime_bench_without_a_dependency_says_which(monkeypatch, capsys):
+    import benchmarks
+
+    for name in ("run_all", "report", "plots"):  # imported afresh, as in a new process
+        monkeypatch.delattr(benchmarks, name)
+        monkeypatch.delitem(sys.modules, f"benchmarks.{name}")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an installation without the dev extra
+    assert cli.main(["bench", "--quick"]) == 2
+    assert "the benchmarks need matplotlib" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(cuda_usable(), reason="checks the error on a machine without CUDA")
-def test_realtime_bench_cuda_without_a_device_is_a_clear_error(tmp_path, capsys):
-    assert cli.main(["bench", "--backend", "cuda", "--out", str(tmp_path / "out")]) == 2
-    assert "CUDA" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+def test_realtime_bench_cuda_without_a_device_is_a_clear_error(tmp_path):
+    """Run as a user would, outside the repository: the installed `benchmarks` package is found as it is."""
+    done = subprocess.run([sys.executable, "-m", "realtime.app.cli", "bench", "--backend", "cuda", "--out", "out"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "CUDA" in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "benchmarks").glob("bench_*.py")))
+def test_each_benchmark_is_a_module_of_the_package(name):
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert callable(module.main) and f"python -m benchmarks.{name}" in module.__doc__
 
 
 def test_report_only_without_results_is_a_clear_error(tmp_path, capsys):

@@ -9,10 +9,10 @@ from realtime.avatar.gaussians import Avatar
 from realtime.builder.colour import diffuse, direct_colours, mirror_fill, tone_match
 from realtime.builder.layout import layout_gaussians
 from realtime.builder.refine import RefineSettings, RefineTarget, gaussian_visibility, refine
-from realtime.builder.splat_torch import rgb_to_sh_dc
 from realtime.camera import frontal_camera
 from realtime.deform.reference import deform
 from realtime.render import render
+from realtime.render.sh import rgb_to_sh_dc
 from realtime.rig.model import RigParams
 from realtime.rig.synthetic import synthetic_rig
 

@@ -9,6 +9,7 @@ import pytest
 
 from realtime.avatar.synthetic import random_avatar
 from realtime.camera import frontal_camera
+from realtime.controls import Recalibrate, SetBackground, SwitchAvatar
 from realtime.app.motions import tour
 from realtime.app.feeds import MotionFeed
 from realtime.mailbox import Latest
@@ -75,8 +76,8 @@ def test_live_pipeline_drops_stale_parameters_and_stamps_capture_times(painter):
         time.sleep(0.3)
         last = pipeline.wait_frame(after=-1, timeout=5)
     stats = pipeline.stats()
-    assert stats["dropped_params"] > 0
-    assert stats["frames"] < len(driver.frames)
+    assert stats.dropped_params > 0
+    assert stats.frames < len(driver.frames)
     assert last.capture_ts_ns == stamps[-1]  # the newest input won
     assert {"deform", "render"} <= set(last.timings)
 
@@ -103,13 +104,17 @@ def test_frames_iterator_yields_new_frames_to_an_event_loop(painter):
 
 def test_controls(painter):
     pipeline = LivePipeline(painter, avatar_loader={"a": painter.avatar}.__getitem__, avatar_names=["a"])
-    pipeline.control({"action": "background", "color": "#ff8000"})
+    pipeline.control(SetBackground((255, 128, 0)))
     assert painter.background == pytest.approx((1.0, 128 / 255, 0.0))
+    assert pipeline.stats().background == (255, 128, 0)
     with pytest.raises(ValueError, match="nothing to recalibrate"):
-        pipeline.control({"action": "recalibrate"})
-    with pytest.raises(ValueError, match="unknown avatar 'b'"):
-        pipeline.control({"action": "avatar", "name": "b"})
-    pipeline.control({"action": "avatar", "name": "a"})
+        pipeline.control(Recalibrate())
+    with pytest.raises(ValueError, match="unknown avatar 'b'; offered: a"):
+        pipeline.control(SwitchAvatar("b"))
+    with pytest.raises(ValueError, match="expected a control .* got {'action': 'recalibrate'}"):
+        pipeline.control({"action": "recalibrate"})  # the untyped form is refused
+    pipeline.control(SwitchAvatar("a"))
+    assert pipeline.stats().recalibrations == 0
     painter.background = (0.0, 0.0, 0.0)
 
 

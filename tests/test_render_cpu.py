@@ -394,7 +394,7 @@ def test_output_sizes():
 
 
 def test_depth_order_is_a_stable_sort_of_the_visible():
-    from realtime.render.cpu import depth_order
+    from realtime.render.tiles import depth_order
 
     rng = np.random.default_rng(3)
     depths = rng.uniform(0.2, 3.0, 5000).astype(np.float32)

@@ -1,11 +1,12 @@
-"""gsplat (CUDA) and the CPU renderer draw the same picture of a head-like avatar scene (needs a CUDA device)."""
+"""gsplat (CUDA) and the CPU renderer draw the same picture of a head-like avatar scene, and gsplat with autograd
+and the torch splatter train with the same gradients (needs a CUDA device)."""
 
 import numpy as np
 import pytest
 
 from realtime.camera import Camera, head_and_shoulders_camera, output_size
 from realtime.geometry import axis_angle_to_matrix
-from realtime.render import GsplatRenderer, render, resolve_backend
+from realtime.render import GsplatRenderer, get_renderer, render, resolve_backend
 from realtime.render.synthetic import head_scene
 
 pytestmark = pytest.mark.gpu
@@ -50,17 +51,35 @@ def test_gsplat_matches_the_cpu_renderer(scene, size, antialiased):
     assert psnr(gpu.alpha, cpu.alpha) >= 40.0
 
 
-def test_render_tensors_stays_on_the_device_and_takes_any_input(scene):
+def test_gsplat_gives_tensors_on_the_device_and_takes_any_input(scene):
     renderer = GsplatRenderer()
     cam = head_and_shoulders_camera(scene.vertices, 256, 256)
     on_gpu = [torch.from_numpy(a).cuda() for a in attrs(scene)]
-    result = renderer.render_tensors(*on_gpu, cam, with_alpha=True)
+    result = renderer.render(*on_gpu, cam, with_alpha=True)
     assert result.image.is_cuda and tuple(result.image.shape) == (256, 256, 3)
     assert result.alpha.is_cuda and tuple(result.alpha.shape) == (256, 256)
-    from_numpy = renderer.render(*attrs(scene), cam).image
+    from_numpy = renderer.render(*attrs(scene), cam).numpy().image
     from_cpu_tensors = render(*[torch.from_numpy(a) for a in attrs(scene)], cam, backend="cuda").image
     np.testing.assert_array_equal(result.image.cpu().numpy(), from_numpy)
     np.testing.assert_array_equal(from_cpu_tensors, from_numpy)
+
+
+def test_gsplat_with_autograd_trains_as_the_torch_splatter():
+    small = head_scene(3000, sh_degree=0, seed=2)
+    cam = head_and_shoulders_camera(small.vertices, 64, 64)
+    weights = torch.from_numpy(np.random.default_rng(0).normal(size=(64, 64, 3)).astype(np.float32))
+    images, grads = [], []
+    for backend, device in (("cuda", "cuda"), ("cpu", "cpu")):
+        renderer = get_renderer(backend, differentiable=True)
+        assert renderer.differentiable and renderer.device.startswith(device)
+        params = [torch.tensor(a, device=device, requires_grad=True) for a in attrs(small)]
+        image = renderer.render(*params, cam, background=(0.1, 0.2, 0.3)).image
+        (image * weights.to(device)).sum().backward()
+        images.append(image.detach().cpu().numpy())
+        grads.append([p.grad.cpu().numpy() for p in params])
+    assert psnr(np.clip(images[0], 0, 1), np.clip(images[1], 0, 1)) >= 40.0
+    for name, ours, theirs in zip(("means", "quats", "scales", "opacities", "sh"), grads[1], grads[0]):
+        assert np.linalg.norm(ours - theirs) <= 0.05 * np.linalg.norm(theirs), name
 
 
 def test_auto_picks_cuda_here():

@@ -84,7 +84,7 @@ def test_sender_camera_drives_the_producer_and_comes_back():
             client = PeerClient(server.page_url("ws"), "sender", ArrayVideoTrack(frames, fps=30))
             await client.connect()
             await wait_for(lambda: producer.inputs >= 30)
-            assert producer.stats()["input_size"] == [320, 240]
+            assert producer.stats().input_size == (320, 240)
             got = await client.receive(20, keep_images=True)
             centre = got[-1].image[SIZE // 4: 3 * SIZE // 4, SIZE // 4: 3 * SIZE // 4].reshape(-1, 3)
             assert np.abs(centre.mean(axis=0) - colour).max() < 12
@@ -129,7 +129,7 @@ def test_controls_over_the_data_channel():
             assert "no avatars" in replies[2]["message"]
             assert "#rrggbb" in replies[3]["message"]
             assert "unknown data channel message type" in replies[4]["message"]
-            assert producer.recalibrations == 1
+            assert producer.recalibrations == 1 and producer.stats().background == (0, 255, 0)
             got = await client.receive(15, keep_images=True)
             corner = got[-1].image[SIZE - 20: SIZE - 4, 4:20].reshape(-1, 3).mean(axis=0)
             assert np.abs(corner - (0, 255, 0)).max() < 16, corner

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
+from realtime.controls import Recalibrate, SetBackground, SwitchAvatar
 from realtime.stream.signaling import (
-    MAX_MESSAGE_BYTES, Bye, Offer, SignalingError, parse_channel, parse_signal,
+    MAX_MESSAGE_BYTES, Bye, ClientCounters, Offer, Pong, SignalingError, Stamp, ack, parse_channel, parse_signal,
 )
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -44,17 +45,28 @@ def test_size_cap_counts_bytes():
         parse_signal(json.dumps({"type": "bye", "pad": "é" * (MAX_MESSAGE_BYTES // 2 + 10)}, ensure_ascii=False))
 
 
-def test_channel_messages_parse():
-    assert parse_channel('{"type": "pong", "t": 12.5}') == {"type": "pong", "t": 12.5}
-    assert parse_channel('{"type": "stamp", "stamp": 77, "held_ms": 1.5}') == {
-        "type": "stamp", "stamp": 77, "held_ms": 1.5}
-    assert parse_channel('{"type": "stamp", "stamp": 77}')["held_ms"] == 0.0
-    assert parse_channel('{"type": "client", "frames": 60, "fps": 29.5}') == {
-        "type": "client", "frames": 60, "fps": 29.5}
-    assert parse_channel('{"type": "control", "action": "recalibrate"}') == {
-        "type": "control", "action": "recalibrate"}
-    assert parse_channel('{"type": "control", "action": "background", "color": "#00FF7f"}')["color"] == "#00ff7f"
-    assert parse_channel('{"type": "control", "action": "avatar", "name": "demo"}')["name"] == "demo"
+def test_channel_messages_parse_into_typed_messages():
+    assert parse_channel('{"type": "pong", "t": 12.5}') == Pong(12.5)
+    assert parse_channel('{"type": "stamp", "stamp": 77, "held_ms": 1.5}') == Stamp(77, 1.5)
+    assert parse_channel('{"type": "stamp", "stamp": 77}') == Stamp(77, 0.0)
+    assert parse_channel('{"type": "client", "frames": 60, "fps": 29.5}') == ClientCounters(60, 29.5)
+    assert parse_channel('{"type": "control", "action": "recalibrate"}') == Recalibrate()
+    # the colour is parsed here, once: producers get (r, g, b)
+    assert parse_channel('{"type": "control", "action": "background", "color": "#00FF7f"}') == SetBackground(
+        (0, 255, 127))
+    assert parse_channel('{"type": "control", "action": "avatar", "name": "demo"}') == SwitchAvatar("demo")
+
+
+def test_an_ack_names_the_action_as_the_client_sent_it():
+    for control, action in [(Recalibrate(), "recalibrate"), (SetBackground((1, 2, 3)), "background"),
+                            (SwitchAvatar("demo"), "avatar")]:
+        assert json.loads(ack(control)) == {"type": "ack", "action": action}
+
+
+@pytest.mark.parametrize("rgb", [(0, 0), (0, 0, 256), (0, -1, 0), [0, 0, 0], (0.5, 0, 0), (True, 0, 0)])
+def test_a_background_colour_out_of_range_is_refused(rgb):
+    with pytest.raises(ValueError, match=r"three integers \(r, g, b\) in \[0, 255\]"):
+        SetBackground(rgb)
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -65,9 +77,14 @@ def test_channel_messages_parse():
     ('{"type": "stamp", "stamp": 5, "held_ms": -3}', '"held_ms" must be a number'),
     ('{"type": "pong"}', '"t" must be a number'),
     ('{"type": "client", "frames": "many", "fps": 3}', '"frames" must be a number'),
-    ('{"type": "control", "action": "reboot"}', '"action" must be one of'),
+    ('{"type": "control", "action": "reboot"}', '"action" must be one of recalibrate, background, avatar'),
+    ('{"type": "control"}', '"action" must be one of .* got None'),
     ('{"type": "control", "action": "background", "color": "red"}', '"color" must be "#rrggbb"'),
+    ('{"type": "control", "action": "background", "color": "#12345g"}', '"color" must be "#rrggbb"'),
+    ('{"type": "control", "action": "background", "color": "#123456\\n"}', '"color" must be "#rrggbb"'),
+    ('{"type": "control", "action": "background"}', '"color" must be "#rrggbb", got None'),
     ('{"type": "control", "action": "avatar", "name": ""}', '"name" must be an avatar name'),
+    ('{"type": "control", "action": "avatar"}', '"name" must be an avatar name .* got None'),
     ('{"type": "offer"}', "unknown data channel message type"),
 ])
 def test_bad_channel_messages_are_named(raw, message):

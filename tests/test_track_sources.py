@@ -1,14 +1,13 @@
-"""Frame sources: video files (PyAV), still images, pushed frames, webcams; bad input gets clear errors."""
+"""Frame sources: video files (PyAV), still images, webcams; bad input gets clear errors."""
 
-import threading
 import time
 
 import numpy as np
 import pytest
 
 from track_helpers import write_video
-from realtime.track.sources import (Frame, ImageSource, PushSource, SourceError, VideoFileSource, WebcamSource,
-                                    check_frame_image, read_image)
+from realtime.track.sources import (Frame, ImageSource, SourceError, VideoFileSource, WebcamSource, check_frame_image,
+                                    read_image)
 
 COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40), (40, 220, 220), (120, 120, 120)]
 
@@ -71,36 +70,6 @@ def test_wrong_frames_are_refused(bad, message):
         check_frame_image(bad)
     with pytest.raises(SourceError, match=message):
         Frame(bad, 0, 0)
-    with pytest.raises(SourceError, match=message):
-        PushSource().push(bad)
-
-
-def test_push_source_keeps_the_newest_and_counts_drops():
-    source = PushSource()
-    images = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
-    for image in images:
-        source.push(image)
-    frame = source.latest(timeout=0)
-    assert frame.image[0, 0, 0] == 2 and frame.index == 2
-    assert (source.pushed, source.dropped) == (3, 2)
-    assert source.latest(timeout=0.01) is None
-
-
-def test_push_source_feeds_a_consumer_thread_until_closed():
-    source = PushSource()
-    got = []
-    consumer = threading.Thread(target=lambda: got.extend(f.index for f in source))
-    consumer.start()
-    for i in range(5):
-        source.push(np.zeros((2, 2, 3), np.uint8), timestamp_ns=i)
-        time.sleep(0.01)
-    time.sleep(0.05)
-    source.close()
-    consumer.join(timeout=2)
-    assert not consumer.is_alive()
-    assert got == sorted(got) and len(got) + source.dropped == 5
-    with pytest.raises(SourceError, match="closed"):
-        source.push(np.zeros((2, 2, 3), np.uint8))
 
 
 def test_missing_webcam_is_a_clear_error():

@@ -72,15 +72,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    if not (folder / "run_all.py").is_file():
-        raise OSError(f"`realtime bench` runs the benchmarks of a source checkout, and {folder} does not hold "
-                      "them: run it from a clone of the repository (pip install -e .), or `python -m benchmarks` there")
-    sys.path.insert(0, str(folder))
-    import run_all
-
+    try:
+        from benchmarks import run_all
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == "benchmarks":
+            raise OSError("`realtime bench` runs the benchmarks of a source checkout, and this installation has no "
+                          "`benchmarks` package: install a clone of the repository (pip install -e .), or run "
+                          "`python -m benchmarks` in one") from exc
+        if missing.partition(".")[0] in ("benchmarks", "realtime"):
+            raise  # a broken import in this project's own code: the traceback says where
+        raise OSError(f"the benchmarks need {missing}, which is not installed: pip install -e '.[dev]'") from exc
     return run_all.main([*(["--quick"] if args.quick else []), "--backend", args.backend,
                          *(["--out", args.out] if args.out else [])])
 

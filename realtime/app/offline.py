@@ -25,8 +25,9 @@ def load_driver(spec: str, avatar: Avatar, progress: bool = False) -> tuple[list
     """Resolve a driver spec to (one RigParams per output frame, fps).
 
     spec: a built-in name (still, turntable, tour), a parameter file (.npz, as `realtime track` writes),
-    or a face video (tracked frame by frame with the avatar's rig). Tracked parameters drive the avatar's own
-    identity: their `shape` (the driving person's) is replaced by the avatar's.
+    or a face video (tracked frame by frame with the avatar's rig, the head's turns carried into the avatar's
+    camera). Tracked parameters drive the avatar's own identity: their `shape` (the driving person's) is replaced
+    by the avatar's.
     """
     if spec in BUILTIN_MOTIONS:
         motion = builtin_motion(spec, avatar.rig, avatar.shape)
@@ -39,7 +40,7 @@ def load_driver(spec: str, avatar: Avatar, progress: bool = False) -> tuple[list
     if suffix == ".npz":
         sequence = load_params_npz(path, avatar.rig)
     else:
-        sequence = track_video(path, avatar.rig, progress=progress)
+        sequence = track_video(path, avatar.rig, progress=progress, view=avatar.camera.viewmat[:3, :3])
     for params in sequence.frames:
         params.shape = avatar.shape.astype(np.float32)
     return sequence.frames, sequence.fps

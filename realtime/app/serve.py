@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def build_live(avatar_specs: list[str], driver: str, size: int, backend: str) ->
     painter = AvatarPainter(first, first.camera.resized(size, size), backend=backend)
     tracks = driver != "tour"
     pipeline = LivePipeline(painter, tracker_factory=_tracker_factory if tracks else None,
-                            avatar_loader=avatars.__getitem__, avatar_names=list(avatars))
+                            avatar_loader=avatars.__getitem__, avatar_names=list(avatars), driver=driver)
     if driver in ("browser", "tour"):
         feed: Feed = MotionFeed(pipeline, tour(first.rig, first.shape), pause_while_camera=(driver == "browser"))
     elif driver == "webcam" or driver.startswith("webcam:"):
@@ -58,14 +57,12 @@ def build_live(avatar_specs: list[str], driver: str, size: int, backend: str) ->
 async def run_server(pipeline: LivePipeline, feed: Feed, host: str, port: int, token: str | None,
                      stop: asyncio.Event, **options) -> None:
     """Start the pipeline, its feed and the server; run until `stop` is set; then shut all down."""
-    from realtime.stream.server import StreamServer
+    from realtime.stream.server import serve
 
     pipeline.start()
     feed.start()
     try:
-        async with StreamServer(pipeline, host, port, token, **options) as server:
-            print(f"serving on {server.url}  (viewer-only page: {server.page_url('view')})", flush=True)
-            await stop.wait()
+        await serve(pipeline, host, port, token, stop=stop, **options)
     finally:
         feed.stop()
         pipeline.stop()
@@ -73,17 +70,11 @@ async def run_server(pipeline: LivePipeline, feed: Feed, host: str, port: int, t
 
 def serve_main(avatar_specs: list[str], driver: str, host: str, port: int, token: str | None, size: int,
                backend: str, max_sessions: int) -> None:
-    from realtime.stream.server import check_bind
+    from realtime.stream.server import check_bind, run_until_signalled
 
     check_bind(host, token)  # before the minutes an avatar build may take
     started = time.monotonic()
     pipeline, feed = build_live(avatar_specs, driver, size, backend)
     log.info("avatar ready in %.1f s (backend %s)", time.monotonic() - started, pipeline.painter.backend)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await run_server(pipeline, feed, host, port, token, stop, max_sessions=max_sessions)
-
-    asyncio.run(main())
+    run_until_signalled(lambda stop: run_server(pipeline, feed, host, port, token, stop, max_sessions=max_sessions))

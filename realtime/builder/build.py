@@ -2,20 +2,22 @@
 
     avatar = build_avatar("me.jpg", n_gaussians=40000, refine_steps=100)
 
-Steps: fit the built-in rig to the face (identity, expression and jaw baked into the rest mesh,
-head pose into the camera), lay flat Gaussians densely over the rest mesh (denser on the face and
-eyes), colour them from the photo with a fill for what it does not see, and optionally refine them
-photometrically against the photo with their binding and count held fixed.
+Steps: fit the built-in rig to the face (identity baked into the rest mesh, the portrait's own
+expression, jaw and gaze measured against the rig's neutral, head pose into the camera), lay flat
+Gaussians densely over the mesh posed as the photo shows it (denser on the face and eyes), colour
+them from the photo there with a fill for what it does not see, and optionally refine them
+photometrically against the photo (posed so) with their binding and count held fixed. The avatar's
+zero parameters then give the person's neutral face, whatever expression the portrait showed.
 
 The avatar's default camera is the portrait's own camera cropped to a square around the head (same
-viewpoint, same perspective, the photo's pixel size), so the neutral parameters render the head of
-the portrait back.
+viewpoint, same perspective, the photo's pixel size), so the portrait's parameters
+(`PortraitFit.view_params`) render the head of the portrait back.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,21 +31,22 @@ from realtime.builder.fit_portrait import PortraitFit, fit_portrait, load_portra
 from realtime.builder.layout import layout_gaussians
 from realtime.builder.raster import project_points, zbuffer
 from realtime.builder.refine import RefineTarget, refine
-from realtime.builder.splat_torch import rgb_to_sh_dc
 from realtime.camera import Camera
 from realtime.render.backend import resolve_backend
+from realtime.render.sh import rgb_to_sh_dc
 from realtime.rig.builtin import builtin_rig
 from realtime.rig.lbs import forward
 from realtime.rig.model import Rig
 from realtime.face import landmark_ids as mp_ids
 
 # Bump whenever the builder's output for the same input changes (it keys the demo avatar's cache).
-BUILDER_VERSION = "2"
+BUILDER_VERSION = "3"
 
 REGION_IMPORTANCE = np.array([3.0, 0.6, 1.0, 2.0, 4.0])  # Gaussian density by region: face, scalp, mouth, teeth, eye
 INITIAL_OPACITY = 0.95
 CPU_REFINE_RESOLUTION = 256  # at most this many pixels across the head crop when refining without a GPU
 CHIN = 152                   # MediaPipe's chin point
+UNREFINED_REGIONS = (reg.EYE, reg.TEETH, reg.MOUTH)  # regions whose Gaussians keep their photo colours (see keep_unrefined)
 NECK_SHOWN = 0.04            # metres of neck below the chin inside the default camera's frame
 FRAME_PAD = 0.15             # margin around the head in the default camera's frame
 
@@ -121,7 +124,7 @@ def colour_avatar(prep: Prepared, rig: Rig, n_gaussians: int, seed: int = 0, nam
     """Lay out `n_gaussians` flat Gaussians over the fitted rest mesh and colour them from the portrait.
     Returns the avatar and the colouring's details (trust, tones)."""
     fit = prep.fit
-    layout = layout_gaussians(fit.rest_vertices, rig.faces, n_gaussians, importance=REGION_IMPORTANCE[prep.regions],
+    layout = layout_gaussians(prep.view_vertices, rig.faces, n_gaussians, importance=REGION_IMPORTANCE[prep.regions],
                               seed=seed)
     lm, lq, ls = (a.astype(np.float64) for a in (layout.local_means, layout.local_quats, layout.log_scales))
     view_frames = triangle_frames(prep.view_vertices, rig.faces)
@@ -169,6 +172,21 @@ def refine_target(prep: Prepared, faces: np.ndarray, colours: ColourResult, reso
                         camera=crop_camera(fit.camera, x0, y0, side, size), background=np.zeros(3, np.float32))
 
 
+def keep_unrefined(refined: Avatar, before: Avatar, keep: np.ndarray) -> Avatar:
+    """`refined` with the Gaussians where `keep` (N,) bool is set as they were `before` refinement.
+
+    The eyes, the teeth and the mouth's inside move against the skin around them (the eyes turn, the jaw
+    opens) and are seen in the portrait through small openings: refinement fits a blend of overlapping
+    Gaussians there that matches those few pixels in the portrait's pose only, and shows as coloured specks
+    in any other. They keep the photo's own colours instead.
+    """
+    def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(keep.reshape((-1,) + (1,) * (a.ndim - 1)), b, a).astype(a.dtype)
+
+    return replace(refined, **{name: pick(getattr(refined, name), getattr(before, name))
+                               for name in ("local_means", "local_quats", "log_scales", "opacity_logits", "sh")})
+
+
 def build_avatar(portrait, n_gaussians: int = DEMO_SETTINGS.n_gaussians,
                  refine_steps: int = DEMO_SETTINGS.refine_steps, backend: str = "auto", seed: int = 0,
                  name: str = "avatar", log: Callable[[str], None] | None = None) -> Avatar:
@@ -195,7 +213,8 @@ def build_avatar(portrait, n_gaussians: int = DEMO_SETTINGS.n_gaussians,
     say(f"laid out and coloured {avatar.n_gaussians} Gaussians in {time.perf_counter() - start:.1f} s")
     if refine_steps > 0:
         target = refine_target(prep, rig.faces, colours, None if use == "cuda" else CPU_REFINE_RESOLUTION)
-        avatar, losses = refine(avatar, target, refine_steps, backend=use, params=prep.fit.view_params)
+        refined, losses = refine(avatar, target, refine_steps, backend=use, params=prep.fit.view_params)
+        avatar = keep_unrefined(refined, avatar, np.isin(prep.regions[avatar.binding], UNREFINED_REGIONS))
         say(f"refined {refine_steps} steps on {use} at {target.camera.width} px (L1 {losses[0]:.4f} -> "
             f"{losses[-1]:.4f}) in {time.perf_counter() - start:.1f} s")
     return avatar

@@ -1,11 +1,13 @@
 """One portrait in, the rig fitted to it out: face detection, identity and pose fit, the portrait's camera.
 
-The avatar's rest mesh is the portrait's face: the fitted identity coefficients plus static
-per-vertex offsets that hold the portrait's expression and jaw (so the neutral parameters
-reproduce the photo) and the landmark residuals the blend shapes cannot explain (so the mesh
-lands on MediaPipe's points in the picture). The head pose goes into the camera instead: the
-avatar's default camera sees the rest mesh exactly as the photo saw the posed head. The gaze
-is kept apart (`PortraitFit.view_params`), so the avatar's eyes rest looking straight ahead.
+The avatar's rest mesh is the portrait's face with a neutral expression: the fitted identity
+coefficients plus static per-vertex offsets that hold the landmark residuals the blend shapes
+cannot explain (so the mesh lands on MediaPipe's points in the picture). The portrait's own
+expression, jaw and gaze are measured against the rig's neutral zero and kept apart
+(`PortraitFit.view_params`): they pose the mesh as the photo shows it, for colouring and
+refining the Gaussians there, while the avatar's zero parameters give its neutral face (a
+smiling portrait makes an avatar that smiles only when driven to). The head pose goes into the
+camera instead: the avatar's default camera sees the rest mesh as the photo saw the head.
 
 The photo's focal length is unknown; we assume a 30-degree field of view across its larger
 side (a portrait lens), which sets the head's distance from its size in the picture.
@@ -41,9 +43,10 @@ class PortraitFit:
     image:         (H, W, 3) uint8 RGB, the portrait
     landmarks:     (478, 3) float32 MediaPipe points in pixels
     shape:         (S,) identity coefficients
-    static_offset: (V, 3) float32 per-vertex offsets (expression, jaw and landmark residuals baked in)
+    static_offset: (V, 3) float32 per-vertex offsets (the landmark residuals baked in)
     camera:        the portrait's view of the rest mesh (H x W)
-    view_params:   the parameters that reproduce the portrait with `camera` (identity, and the gaze)
+    view_params:   the parameters that reproduce the portrait with `camera`: identity, and the portrait's
+                   expression, jaw and gaze
     rest_vertices: (V, 3) float64 the rest mesh: forward(rig, neutral identity params, static_offset)
     residual_px:   (L,) landmark distances in pixels after the blend-shape fit, before the offsets
     """
@@ -159,11 +162,10 @@ def fit_portrait(image: np.ndarray, rig: Rig, landmarks: np.ndarray | None = Non
     params = landmark_fit.fit_gaze(basis, result, points, camera)
     rig64 = rig.astype(np.float64)
 
-    # the rest mesh: portrait expression and jaw, no head pose, no gaze
-    rest_params = replace(params, rotation=np.zeros(3), translation=np.zeros(3), neck_pose=np.zeros(3),
-                          eyes_pose=np.zeros(6))
-    rest = forward(rig64, rest_params)
-    head = _rigid(params.rotation, rest.joints[0], params.translation)  # rest -> the portrait's posed head
+    # the portrait's face in rig space: its expression, jaw and gaze, no head pose
+    face_params = replace(params, rotation=np.zeros(3), translation=np.zeros(3), neck_pose=np.zeros(3))
+    rest = forward(rig64, face_params)
+    head = _rigid(params.rotation, rest.joints[0], params.translation)  # rig space -> the portrait's posed head
     view = camera.viewmat @ head
     avatar_camera = Camera(K=camera.K, viewmat=view, width=width, height=height)
 
@@ -177,10 +179,11 @@ def fit_portrait(image: np.ndarray, rig: Rig, landmarks: np.ndarray | None = Non
     shift_cam = np.concatenate([residual * cam[:, 2:] / np.diag(camera.K)[:2], np.zeros((len(cam), 1))], 1)
     shift_rest = shift_cam @ view[:3, :3]                                   # camera -> rest axes
     face_size = np.linalg.norm(lmk_rest.max(0) - lmk_rest.min(0))
-    offsets = _spread(lmk_rest, shift_rest, rest.vertices, radius=0.08 * face_size)
-    rest_vertices = rest.vertices + offsets
-    static_offset = rest_vertices - rig64.v_template - (rig64.shape_dirs @ np.asarray(params.shape, np.float64))
-    view_params = RigParams(shape=np.asarray(params.shape, np.float32), expr=np.zeros(rig.n_expr, np.float32),
+    static_offset = _spread(lmk_rest, shift_rest, rest.vertices, radius=0.08 * face_size)
+    neutral = RigParams(shape=np.asarray(params.shape, np.float64), expr=np.zeros(rig.n_expr))
+    rest_vertices = forward(rig64, neutral, static_offset=static_offset).vertices
+    view_params = RigParams(shape=np.asarray(params.shape, np.float32), expr=np.asarray(params.expr, np.float32),
+                            jaw_pose=np.asarray(params.jaw_pose, np.float32),
                             eyes_pose=np.asarray(params.eyes_pose, np.float32))
     return PortraitFit(image=image, landmarks=points, shape=np.asarray(params.shape, np.float32),
                        static_offset=static_offset.astype(np.float32), camera=avatar_camera, view_params=view_params,

@@ -9,14 +9,14 @@ offset, scale and rotation, by Adam on
     + growth: relu(log_scale - initial log_scale - log(max_growth))^2  (no blobs)
     + anchor: |local offset moved|^2                                    (stay on the triangle)
 
+The render is drawn at the portrait's view with the mesh posed as the portrait shows it, by the render
+package's differentiable renderer for the backend (`get_renderer(backend, differentiable=True)`): gsplat on
+a CUDA device, the torch splatter on the CPU (at the resolution of the target given, low there).
+
 Only the Gaussians the portrait sees are drawn, and of those only the ones it sees well (their triangle
 faces the camera at more than `min_facing`) change: one photo cannot tell what an edge-on Gaussian
 looks like from the front, and fitting it to the few pixels it covers paints streaks that show when
 the head turns.
-
-rendered at the portrait's view with the mesh posed as the portrait shows it. On a CUDA
-device with gsplat the render is gsplat's differentiable rasterizer; elsewhere the torch splatting
-of `realtime.builder.splat_torch` at the (low) resolution of the target given.
 """
 
 from __future__ import annotations
@@ -28,14 +28,11 @@ import torch
 
 from realtime.avatar.binding import triangle_frames
 from realtime.avatar.gaussians import Avatar
-from realtime.builder import splat_torch
 from realtime.builder.raster import project_points, zbuffer
 from realtime.camera import Camera
 from realtime.deform.reference import deform
-from realtime.geometry import matrix_to_quaternion
-from realtime.render.backend import resolve_backend
-from realtime.render.constants import EPS2D, FAR_PLANE, NEAR_PLANE
-from realtime.render.gsplat_backend import import_gsplat
+from realtime.geometry import matrix_to_quaternion, quaternion_multiply, quaternion_normalize
+from realtime.render import Renderer, get_renderer
 from realtime.rig.model import RigParams
 
 
@@ -65,14 +62,6 @@ class RefineTarget:
     mask: np.ndarray
     camera: Camera
     background: np.ndarray
-
-
-def _quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product of (N, 4) quaternions (w, x, y, z)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], -1)
 
 
 def gaussian_visibility(avatar: Avatar, params: RigParams, camera: Camera, depth_margin: float = 0.01,
@@ -128,8 +117,7 @@ class _BoundGaussians(torch.nn.Module):
     def world(self) -> tuple[torch.Tensor, ...]:
         """World means (N, 3), unit quats (N, 4), scales (N, 3), opacities (N,), SH DC (N, 3)."""
         means = self.k[:, None] * torch.einsum("nab,nb->na", self.rot, self.local_means) + self.center
-        quats = torch.nn.functional.normalize(
-            _quat_multiply(self.frame_quat, torch.nn.functional.normalize(self.local_quats, dim=-1)), dim=-1)
+        quats = quaternion_normalize(quaternion_multiply(self.frame_quat, quaternion_normalize(self.local_quats)))
         scales = torch.exp(self.log_scales) * self.k[:, None]
         return means, quats, scales, torch.sigmoid(self.opacity_logits), self.sh_dc
 
@@ -142,23 +130,11 @@ class _BoundGaussians(torch.nn.Module):
                 + settings.anchor_weight * anchor.mean())
 
 
-def _render_cpu(model: _BoundGaussians, target: RefineTarget, background: torch.Tensor) -> torch.Tensor:
+def _draw(renderer: Renderer, model: _BoundGaussians, target: RefineTarget) -> torch.Tensor:
+    """The differentiable render (H, W, 3) of the model at the target's view."""
     means, quats, scales, opacities, dc = model.world()
-    return splat_torch.rasterize(means, quats, scales, opacities, splat_torch.sh_dc_to_rgb(dc), target.camera,
-                                 background)
-
-
-def _render_gsplat(model: _BoundGaussians, target: RefineTarget, background: torch.Tensor) -> torch.Tensor:
-    gsplat = import_gsplat()
-    means, quats, scales, opacities, dc = model.world()
-    device = means.device
-    viewmats = torch.as_tensor(target.camera.viewmat, dtype=torch.float32, device=device)[None]
-    Ks = torch.as_tensor(target.camera.K, dtype=torch.float32, device=device)[None]
-    colors, _, _ = gsplat.rasterization(means, quats, scales, opacities, dc[:, None, :], viewmats, Ks,
-                                        target.camera.width, target.camera.height, near_plane=NEAR_PLANE,
-                                        far_plane=FAR_PLANE, eps2d=EPS2D, sh_degree=0, packed=False,
-                                        backgrounds=background[None], rasterize_mode="classic")
-    return colors[0]
+    return renderer.render(means, quats, scales, opacities, dc[:, None, :], target.camera,
+                           background=target.background).image
 
 
 def refine(avatar: Avatar, target: RefineTarget, steps: int, backend: str = "auto", params: RigParams | None = None,
@@ -179,17 +155,15 @@ def refine(avatar: Avatar, target: RefineTarget, steps: int, backend: str = "aut
                          f"({h}, {w})")
     if steps == 0:
         return avatar, []
-    use_cuda = resolve_backend(backend) == "cuda"
-    device = torch.device("cuda" if use_cuda else "cpu")
-    draw = _render_gsplat if use_cuda else _render_cpu
+    renderer = get_renderer(backend, differentiable=True)
+    device = torch.device(renderer.device)
     if params is None:
         params = RigParams(shape=avatar.shape, expr=np.zeros(avatar.rig.n_expr, np.float32))
     visible, facing = gaussian_visibility(avatar, params, target.camera)
     subset = np.flatnonzero(visible)
     model = _BoundGaussians(avatar, params, subset, facing[subset] < settings.min_facing, device)
-    image = torch.as_tensor(target.image, dtype=torch.float32, device=device)
-    mask = torch.as_tensor(target.mask, dtype=torch.float32, device=device)[..., None]
-    background = torch.as_tensor(target.background, dtype=torch.float32, device=device)
+    image = renderer.as_input(target.image)
+    mask = renderer.as_input(target.mask)[..., None]
     norm = 3 * mask.sum().clamp_min(1.0)
     optimizer = torch.optim.Adam([
         {"params": [model.sh_dc], "lr": settings.lr_color},
@@ -201,7 +175,7 @@ def refine(avatar: Avatar, target: RefineTarget, steps: int, backend: str = "aut
     losses = []
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        rendered = draw(model, target, background)
+        rendered = _draw(renderer, model, target)
         photometric = (mask * (rendered - image).abs()).sum() / norm
         (photometric + model.regularizer(settings)).backward()
         optimizer.step()

@@ -1,4 +1,4 @@
-"""Deformation: rig parameters → posed mesh → world-space Gaussians, on one of three backends.
+"""Deformation: rig parameters → posed mesh → world-space Gaussians, on one of four backends.
 
     numpy  the reference (realtime.deform.reference), CPU
     numba  the same math with the per-Gaussian binding compiled, CPU (the CPU hot path)

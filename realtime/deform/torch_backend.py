@@ -14,6 +14,7 @@ import torch
 
 from realtime.avatar.gaussians import Avatar
 from realtime.deform.base import DeformedGaussians
+from realtime.geometry import quaternion_multiply
 from realtime.rig.model import RigParams
 
 
@@ -47,16 +48,6 @@ def matrix_to_quaternion(m: torch.Tensor) -> torch.Tensor:
     q = torch.gather(candidates, -2, pick[..., None, None].expand(pick.shape + (1, 4)))[..., 0, :]
     q = q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)
     return torch.where(q[..., :1] < 0, -q, q)
-
-
-def quaternion_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product a ⊗ b of (..., 4) quaternions (w, x, y, z)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
-                        aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx,
-                        aw * bz + ax * by - ay * bx + az * bw], -1)
 
 
 def _normalize(v: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,9 @@ RIGHT_IRIS = (468, 469, 470, 471, 472)  # centre first
 LEFT_IRIS_CENTER, LEFT_IRIS_RIM = LEFT_IRIS[0], LEFT_IRIS[1:]
 RIGHT_IRIS_CENTER, RIGHT_IRIS_RIM = RIGHT_IRIS[0], RIGHT_IRIS[1:]
 
+# Mouth corners (the outer lip contour's ends: cheilion), the subject's right and left.
+RIGHT_MOUTH_CORNER, LEFT_MOUTH_CORNER = 61, 291
+
 # Eye corners (outer, inner), for gaze relative to the eye opening.
 LEFT_EYE_CORNERS = (263, 362)
 RIGHT_EYE_CORNERS = (33, 133)

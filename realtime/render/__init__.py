@@ -1,11 +1,16 @@
-"""Splatting renderers for 3D Gaussians: gsplat on CUDA, our own numba tile rasterizer on the CPU.
+"""Splatting renderers for 3D Gaussians, every one behind the `Renderer` interface (`base.py`): gsplat on CUDA,
+our own numba tile rasterizer on the CPU, and for training, gsplat with autograd or our differentiable torch
+splatter (`torch_splat.py`).
 
-Both follow gsplat 1.5.3's 3DGS semantics (EWA projection, 0.3 px dilation, 16x16 tiles, front-to-back
+All follow gsplat 1.5.3's 3DGS semantics (EWA projection, 0.3 px dilation, 16x16 tiles, front-to-back
 compositing, SH colour + 0.5), so they draw the same picture.
 
     from realtime.render import render
     result = render(means, quats, scales, opacities, sh, camera, background=(1, 1, 1), with_alpha=True)
     result.image  # (H, W, 3) float32 in [0, 1]
+
+    renderer = get_renderer("auto")  # or get_renderer("auto", differentiable=True) to train
+    renderer.render(means, quats, scales, opacities, sh, camera)  # arrays of the renderer, on renderer.device
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from typing import Any
 
 from realtime.camera import Camera
 from realtime.render.backend import BACKENDS, get_renderer, resolve_backend
+from realtime.render.base import BackendUnavailable, Renderer, RenderError, RenderResult
 from realtime.render.cpu import CpuRenderer
 from realtime.render.gsplat_backend import GsplatRenderer, cuda_usable
-from realtime.render.types import BackendUnavailable, RenderError, RenderResult
 
 __all__ = ["BACKENDS", "BackendUnavailable", "CpuRenderer", "GsplatRenderer", "RenderError", "RenderResult",
-           "cuda_usable", "get_renderer", "render", "resolve_backend"]
+           "Renderer", "cuda_usable", "get_renderer", "render", "resolve_backend"]
 
 
 def render(means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
@@ -38,4 +43,5 @@ def render(means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera:
     as NumPy arrays. Raises RenderError on bad shapes, BackendUnavailable when 'cuda' cannot run.
     """
     return get_renderer(backend).render(means, quats, scales, opacities, sh, camera, sh_degree=sh_degree,
-                                        background=background, antialiased=antialiased, with_alpha=with_alpha)
+                                        background=background, antialiased=antialiased,
+                                        with_alpha=with_alpha).numpy()

@@ -1,13 +1,14 @@
-"""Which renderer draws: the gsplat CUDA backend when it can really run, else the CPU one."""
+"""Which renderer draws: the gsplat CUDA backend when it can really run, else the CPU one; and which trains
+(gsplat with autograd on CUDA, the torch splatter on the CPU)."""
 
 from __future__ import annotations
 
 import functools
 
 from realtime.render import gsplat_backend
+from realtime.render.base import BackendUnavailable, Renderer
 from realtime.render.cpu import CpuRenderer
 from realtime.render.gsplat_backend import GsplatRenderer
-from realtime.render.types import BackendUnavailable
 
 BACKENDS = ("auto", "cpu", "cuda")
 
@@ -34,11 +35,21 @@ def resolve_backend(backend: str = "auto") -> str:
     return backend
 
 
-def get_renderer(backend: str = "auto") -> CpuRenderer | GsplatRenderer:
-    """The renderer object for a backend name (one shared instance per resolved backend)."""
-    return _renderer(resolve_backend(backend))
+def get_renderer(backend: str = "auto", differentiable: bool = False) -> Renderer:
+    """The renderer for a backend name (one shared instance per resolved backend and kind).
+
+    differentiable: the one to train with, whose image keeps autograd's graph: gsplat on CUDA, the torch
+    splatter (`realtime.render.torch_splat`, which imports torch) on the CPU.
+    """
+    return _renderer(resolve_backend(backend), differentiable)
 
 
 @functools.cache
-def _renderer(name: str) -> CpuRenderer | GsplatRenderer:
-    return GsplatRenderer() if name == "cuda" else CpuRenderer()
+def _renderer(name: str, differentiable: bool) -> Renderer:
+    if name == "cuda":
+        return GsplatRenderer(differentiable=differentiable)
+    if differentiable:
+        from realtime.render.torch_splat import TorchSplatter
+
+        return TorchSplatter()
+    return CpuRenderer()

@@ -1,8 +1,8 @@
 """The CPU splatting renderer: gsplat 1.5.3's tile rasterizer, compiled with numba.
 
 Steps for one frame: project every Gaussian (`project.py`), sort the visible ones by camera
-depth (stable, so ties keep input order as gsplat's radix sort does), bin them into 16x16 tiles
-over the rectangle their radii span, and composite each tile front to back (tiles shared among threads).
+depth and bin them into 16x16 tiles (`tiles.py`), and composite each tile front to back (tiles shared
+among threads).
 
 Compositing, per pixel with centre (x + 0.5, y + 0.5) and per Gaussian in depth order:
 
@@ -28,103 +28,16 @@ import numpy as np
 from numba import njit
 
 from realtime.camera import Camera
-from realtime.render.constants import (
-    ALPHA_THRESHOLD, FASTMATH, MAX_ALPHA, MIN_TRANSMITTANCE, TILE_SIZE)
+from realtime.render.base import RenderResult, check_inputs
+from realtime.render.constants import ALPHA_THRESHOLD, FASTMATH, MAX_ALPHA, MIN_TRANSMITTANCE, TILE_SIZE
 from realtime.render.project import Projected, project
-from realtime.render.types import RenderResult, check_inputs
+from realtime.render.tiles import sort_and_bin
 from realtime.render.workers import INLINE, Workers, default_threads
 
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _HALF = np.float32(0.5)
 _SPAN_MARGIN = 0.01  # pixels of slack on every row span, far above float32 rounding
-
-
-def sort_and_bin(projected: Projected, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Depth-sorted tile lists of the visible Gaussians.
-
-    Returns offsets: (tiles_y * tiles_x + 1,) int64 and ids: (M,) int32, where tile t (row-major)
-    draws Gaussians ids[offsets[t]:offsets[t + 1]] nearest first.
-    """
-    order = depth_order(projected.depths.view(np.uint32), projected.radii)
-    tiles_x = -(-width // TILE_SIZE)
-    tiles_y = -(-height // TILE_SIZE)
-    return _bin(order, projected.means2d, projected.radii, np.int64(TILE_SIZE), np.int64(tiles_x),
-                np.int64(tiles_y))
-
-
-@njit(nogil=True, cache=True)
-def depth_order(depth_bits, radii):
-    """(M,) int32 ids of the visible Gaussians (both radii > 0), nearest first, ties by id.
-
-    depth_bits: (N,) the float32 depths' bits as uint32 (visible depths are positive, so their bits order like
-    their values); radii: (N, 2). A least-significant-byte-first radix sort, stable in every pass, so equal
-    depths keep the order of their ids (as gsplat's radix sort on (tile, depth) keys leaves them).
-    """
-    n_visible = 0
-    for g in range(radii.shape[0]):
-        if radii[g, 0] > 0 and radii[g, 1] > 0:
-            n_visible += 1
-    order = np.empty(n_visible, np.int32)
-    keys = np.empty(n_visible, np.uint32)
-    k = 0
-    for g in range(radii.shape[0]):
-        if radii[g, 0] > 0 and radii[g, 1] > 0:
-            order[k], keys[k] = g, depth_bits[g]
-            k += 1
-    spare_order, spare_keys = np.empty_like(order), np.empty_like(keys)
-    counts = np.empty(257, np.int64)
-    for shift in range(0, 32, 8):
-        counts[:] = 0
-        for k in range(n_visible):
-            counts[((keys[k] >> shift) & 0xFF) + 1] += 1
-        for b in range(256):
-            counts[b + 1] += counts[b]
-        for k in range(n_visible):
-            byte = (keys[k] >> shift) & 0xFF
-            spare_order[counts[byte]], spare_keys[counts[byte]] = order[k], keys[k]
-            counts[byte] += 1
-        order, spare_order = spare_order, order
-        keys, spare_keys = spare_keys, keys
-    return order
-
-
-@njit(cache=True)
-def _tile_rect(u, v, rx, ry, tile_size, tiles_x, tiles_y):
-    """Tiles [x0, x1) x [y0, y1) covered by the box of half-size (rx, ry) around (u, v), as gsplat bins them."""
-    ts = np.float32(tile_size)
-    tu, tv = u / ts, v / ts
-    tru, trv = np.float32(rx) / ts, np.float32(ry) / ts
-    x0 = min(max(0, int(math.floor(tu - tru))), tiles_x)
-    y0 = min(max(0, int(math.floor(tv - trv))), tiles_y)
-    x1 = min(max(0, int(math.ceil(tu + tru))), tiles_x)
-    y1 = min(max(0, int(math.ceil(tv + trv))), tiles_y)
-    return x0, y0, x1, y1
-
-
-@njit(nogil=True, cache=True)
-def _bin(order, means2d, radii, tile_size, tiles_x, tiles_y):
-    rects = np.empty((order.shape[0], 4), np.int64)
-    offsets = np.zeros(tiles_x * tiles_y + 1, np.int64)
-    for k in range(order.shape[0]):
-        g = order[k]
-        x0, y0, x1, y1 = _tile_rect(means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size,
-                                    tiles_x, tiles_y)
-        rects[k, 0], rects[k, 1], rects[k, 2], rects[k, 3] = x0, y0, x1, y1
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                offsets[ty * tiles_x + tx + 1] += 1
-    for t in range(tiles_x * tiles_y):
-        offsets[t + 1] += offsets[t]
-    ids = np.empty(offsets[-1], np.int32)
-    cursor = offsets[:-1].copy()
-    for k in range(order.shape[0]):
-        for ty in range(rects[k, 1], rects[k, 3]):
-            for tx in range(rects[k, 0], rects[k, 2]):
-                t = ty * tiles_x + tx
-                ids[cursor[t]] = order[k]
-                cursor[t] += 1
-    return offsets, ids
 
 
 def rasterize(projected: Projected, offsets: np.ndarray, ids: np.ndarray, width: int, height: int,
@@ -249,15 +162,24 @@ def _draw_tile(tile, offsets, ids, means2d, conics, opacities, colors, width, he
 
 
 class CpuRenderer:
-    """The CPU backend. Its state: its threads (numba's compiled kernels are cached on disk across processes).
+    """The CPU renderer (NumPy arrays in and out). Its state: its threads (numba's compiled kernels are cached on
+    disk across processes).
 
     threads: how many threads draw (None: one per core).
     """
 
-    name = "cpu"
+    backend = "cpu"
+    device = "cpu"
+    differentiable = False
 
     def __init__(self, threads: int | None = None) -> None:
         self.workers = Workers(default_threads() if threads is None else threads)
+
+    def as_input(self, value: Any) -> np.ndarray:
+        """A C-contiguous float32 NumPy copy (or view) of an array or a torch tensor on any device."""
+        if hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        return np.ascontiguousarray(value, dtype=np.float32)
 
     def render(self, means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
                sh_degree: int | None = None, background: Any = (0.0, 0.0, 0.0), antialiased: bool = False,
@@ -265,7 +187,7 @@ class CpuRenderer:
         """Draw N Gaussians (NumPy arrays or CPU/GPU torch tensors, see `realtime.render.render`).
         Returns NumPy image (H, W, 3) and, when asked, alpha (H, W), float32."""
         degree, bg = check_inputs(means, quats, scales, opacities, sh, sh_degree, background)
-        means, quats, scales, opacities, sh = (_as_float32(a) for a in (means, quats, scales, opacities, sh))
+        means, quats, scales, opacities, sh = (self.as_input(a) for a in (means, quats, scales, opacities, sh))
         viewmat = np.ascontiguousarray(camera.viewmat, dtype=np.float32)
         K = np.ascontiguousarray(camera.K, dtype=np.float32)
         projected = project(means, quats, scales, opacities, sh, viewmat, K, camera.width, camera.height,
@@ -282,10 +204,3 @@ class CpuRenderer:
         self.render(np.array([[0, 0, 1]]), np.array([[1, 0, 0, 0]]), np.full((1, 3), 0.1), np.ones(1),
                     np.ones((1, 1, 3)), camera)
         return time.perf_counter() - start
-
-
-def _as_float32(value: Any) -> np.ndarray:
-    """A C-contiguous float32 NumPy copy (or view) of an array or a torch tensor on any device."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.ascontiguousarray(value, dtype=np.float32)

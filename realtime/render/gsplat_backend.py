@@ -1,4 +1,5 @@
-"""The CUDA backend: gsplat 1.5.3's `rasterization` with the CPU renderer's semantics.
+"""The CUDA backend: gsplat 1.5.3's `rasterization` with the CPU renderer's semantics, for drawing frames or,
+differentiable, for training.
 
 gsplat is imported lazily (it is an optional extra and needs a CUDA device); every tensor is
 moved to the CUDA device before it reaches gsplat, whose CUDA ops must never see CPU tensors.
@@ -6,6 +7,7 @@ moved to the CUDA device before it reaches gsplat, whose CUDA ops must never see
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Any
 
@@ -13,7 +15,7 @@ import numpy as np
 
 from realtime.camera import Camera
 from realtime.render.constants import EPS2D, FAR_PLANE, NEAR_PLANE, TILE_SIZE
-from realtime.render.types import BackendUnavailable, RenderResult, check_inputs
+from realtime.render.base import BackendUnavailable, RenderResult, check_inputs
 
 GSPLAT_HINT = "pip install gsplat==1.5.3 (its CUDA code compiles on first use: needs nvcc and ninja)"
 
@@ -54,47 +56,47 @@ def require_cuda_backend() -> Any:
 
 
 class GsplatRenderer:
-    """gsplat on one CUDA device. Holds the imported module and the device."""
+    """gsplat on one CUDA device: takes NumPy arrays or tensors anywhere, gives torch tensors on the device.
 
-    name = "cuda"
+    differentiable: keep autograd's graph from the inputs to the image (for training; the image is then not
+    clamped), instead of drawing under inference mode.
+    """
 
-    def __init__(self, device: str = "cuda") -> None:
+    backend = "cuda"
+
+    def __init__(self, device: str = "cuda", differentiable: bool = False) -> None:
         self._gsplat = require_cuda_backend()
         import torch
 
         self._torch = torch
-        self.device = torch.device(device)
-        if self.device.type != "cuda":
+        self._device = torch.device(device)
+        if self._device.type != "cuda":
             raise BackendUnavailable(f"GsplatRenderer runs on a CUDA device, not {device!r}")
+        self.device = str(self._device)
+        self.differentiable = differentiable
 
-    def render_tensors(self, means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
-                       sh_degree: int | None = None, background: Any = (0.0, 0.0, 0.0), antialiased: bool = False,
-                       with_alpha: bool = False) -> RenderResult:
-        """Like `render`, but the image (H, W, 3) and alpha (H, W) stay torch float32 tensors on the device."""
-        degree, bg = check_inputs(means, quats, scales, opacities, sh, sh_degree, background)
-        means, quats, scales, opacities, sh = (self._on_device(a) for a in (means, quats, scales, opacities, sh))
-        viewmats = self._on_device(camera.viewmat)[None]
-        Ks = self._on_device(camera.K)[None]
-        with self._torch.inference_mode():
-            colors, alphas, _ = self._gsplat.rasterization(
-                means, quats, scales, opacities, sh, viewmats, Ks, camera.width, camera.height,
-                near_plane=NEAR_PLANE, far_plane=FAR_PLANE, eps2d=EPS2D, sh_degree=degree, packed=False,
-                tile_size=TILE_SIZE, backgrounds=self._on_device(bg)[None], render_mode="RGB",
-                rasterize_mode="antialiased" if antialiased else "classic")
-        return RenderResult(image=colors[0].clamp(0.0, 1.0), alpha=alphas[0, ..., 0] if with_alpha else None)
+    def as_input(self, value: Any) -> Any:
+        """A contiguous float32 tensor on this renderer's device, from a NumPy array or a tensor anywhere (a
+        float32 tensor already there is returned as it is, its autograd graph kept)."""
+        torch = self._torch
+        if not isinstance(value, torch.Tensor):
+            value = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+        return value.to(device=self._device, dtype=torch.float32).contiguous()
 
     def render(self, means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
                sh_degree: int | None = None, background: Any = (0.0, 0.0, 0.0), antialiased: bool = False,
                with_alpha: bool = False) -> RenderResult:
-        """Draw N Gaussians (see `realtime.render.render`); the result comes back as NumPy arrays."""
-        result = self.render_tensors(means, quats, scales, opacities, sh, camera, sh_degree=sh_degree,
-                                     background=background, antialiased=antialiased, with_alpha=with_alpha)
-        alpha = None if result.alpha is None else result.alpha.cpu().numpy()
-        return RenderResult(image=result.image.cpu().numpy(), alpha=alpha)
-
-    def _on_device(self, value: Any) -> Any:
-        """A contiguous float32 tensor on this renderer's device, from a NumPy array or a tensor anywhere."""
-        torch = self._torch
-        if not isinstance(value, torch.Tensor):
-            value = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
-        return value.to(device=self.device, dtype=torch.float32).contiguous()
+        """Draw N Gaussians (see `realtime.render.render`): image (H, W, 3) and alpha (H, W) as float32 tensors
+        on the device."""
+        degree, bg = check_inputs(means, quats, scales, opacities, sh, sh_degree, background)
+        means, quats, scales, opacities, sh = (self.as_input(a) for a in (means, quats, scales, opacities, sh))
+        viewmats = self.as_input(camera.viewmat)[None]
+        Ks = self.as_input(camera.K)[None]
+        with contextlib.nullcontext() if self.differentiable else self._torch.inference_mode():
+            colors, alphas, _ = self._gsplat.rasterization(
+                means, quats, scales, opacities, sh, viewmats, Ks, camera.width, camera.height,
+                near_plane=NEAR_PLANE, far_plane=FAR_PLANE, eps2d=EPS2D, sh_degree=degree, packed=False,
+                tile_size=TILE_SIZE, backgrounds=self.as_input(bg)[None], render_mode="RGB",
+                rasterize_mode="antialiased" if antialiased else "classic")
+        image = colors[0] if self.differentiable else colors[0].clamp(0.0, 1.0)
+        return RenderResult(image=image, alpha=alphas[0, ..., 0] if with_alpha else None)

@@ -5,9 +5,15 @@ view direction d = (x, y, z) (from the camera centre to the Gaussian): k = 0 is 
 k = 1..3 are C1 * (-y, z, -x), k = 4..8 and 9..15 the degree-2 and degree-3 bands in the order of
 Sloan's "Efficient Spherical Harmonic Evaluation" (JCGT 2013), which gsplat and 3DGS use.
 The colour of a channel is the sum, plus 0.5, clamped at 0 from below (gsplat's convention).
+
+SH_C0 is the one home of the DC constant: the builder and the synthetic scenes turn colours into DC
+coefficients with `rgb_to_sh_dc`, the torch splatter turns them back.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -15,8 +21,9 @@ from numba import njit
 from realtime.render.constants import FASTMATH
 
 MAX_SH_DEGREE = 3
+SH_C0 = 0.5 / math.sqrt(math.pi)  # the degree-0 basis function, 1 / (2 sqrt(pi))
 
-_C0 = np.float32(0.2820947917738781)
+_C0 = np.float32(SH_C0)  # the kernels' float32 constants
 _C1 = np.float32(0.48860251190292)
 _C2A = np.float32(-1.092548430592079)
 _C2B = np.float32(0.9461746957575601)
@@ -37,6 +44,12 @@ def sh_degree_for(n_coeffs: int) -> int:
         if (degree + 1) ** 2 == n_coeffs:
             return degree
     raise ValueError(f"spherical harmonics need 1, 4, 9 or 16 coefficients per channel, got {n_coeffs}")
+
+
+def rgb_to_sh_dc(rgb: Any) -> Any:
+    """DC coefficients (..., 3) whose colour is `rgb` (..., 3) >= 0 when the higher bands are zero (NumPy arrays
+    or torch tensors)."""
+    return (rgb - 0.5) / SH_C0
 
 
 @njit(cache=True, fastmath=FASTMATH)

@@ -1,4 +1,4 @@
-"""A head-like cloud of mesh-bound Gaussians, for render tests and benchmarks (until a real avatar is at hand).
+"""A head-like cloud of mesh-bound Gaussians, for render tests and benchmarks.
 
 Flat, mostly opaque Gaussians tile the surface of a head-sized ellipsoid, as a trained avatar's do:
 placed uniformly over the surface, bound to their triangles with the GaussianAvatars binding,
@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime.avatar.binding import bind, triangle_frames
+from realtime.render.sh import rgb_to_sh_dc
 from realtime.rig.synthetic import uv_sphere
 
 HEAD_RADII = np.array([0.078, 0.105, 0.095])  # metres: half-width, half-height, half-depth
 _SKIN = np.array([0.85, 0.64, 0.52])
 _HAIR = np.array([0.22, 0.14, 0.09])
-_SH_C0 = 0.2820947917738781
 
 
 @dataclass
@@ -68,7 +68,7 @@ def head_scene(n_gaussians: int = 40_000, sh_degree: int = 3, seed: int = 0, n_r
     hair = np.clip((direction[:, 1] - 0.35) * 4 + (-direction[:, 2] - 0.1) * 3, 0, 1)[:, None]
     rgb = (1 - hair) * _SKIN + hair * _HAIR + rng.normal(scale=0.04, size=(n_gaussians, 3))
     sh = rng.normal(scale=0.04, size=(n_gaussians, (sh_degree + 1) ** 2, 3))
-    sh[:, 0] = (rgb - 0.5) / _SH_C0
+    sh[:, 0] = rgb_to_sh_dc(rgb)
     opacities = 1 / (1 + np.exp(-rng.normal(2.5, 1.5, size=n_gaussians)))
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     return SplatScene(means=f32(world.means), quats=f32(world.quats), scales=f32(world.scales),

@@ -8,8 +8,9 @@ What it is made of (see the builtin_* modules):
   points on the eyeballs) closed into a whole head with scalp, neck, eye
   sockets, eyeballs, mouth cavity and teeth (builtin_head);
 * template: MediaPipe's landmarks on ``skimage.data.astronaut()`` in metres,
-  upright and facing +z (builtin_neutral); the photo smiles with parted lips,
-  so the template does too;
+  upright and facing +z (builtin_neutral), with the photo's smile taken out:
+  the lips closed and the mouth corners at rest (builtin_relax), so the rig's
+  zero is a neutral face;
 * FLAME's five joints with a joint regressor and skinning weights
   (builtin_skinning);
 * 40 ARKit-named expression shapes (builtin_expressions) and 15 identity
@@ -39,7 +40,7 @@ from realtime.rig.builtin_neutral import MetricTransform
 from realtime.rig.model import ARRAY_NAMES as RIG_ARRAYS, FLAME_PARENTS, Rig
 
 BUILTIN_NAME = "builtin-mediapipe"
-BUILTIN_VERSION = "8"
+BUILTIN_VERSION = "9"
 
 
 def landmark_embedding(faces: np.ndarray, n_landmarks: int = topo.N_LANDMARKS):
@@ -64,12 +65,13 @@ def generate_builtin(pixels: np.ndarray | None = None) -> tuple[Rig, MetricTrans
     from realtime.rig.builtin_expressions import expression_basis
     from realtime.rig.builtin_head import build_head
     from realtime.rig.builtin_neutral import metric_transform, photo_landmarks
+    from realtime.rig.builtin_relax import relax_mouth
     from realtime.rig.builtin_shapes import shape_basis
     from realtime.rig.builtin_skinning import joint_locations, joint_regressor, skinning_weights
 
     pixels = photo_landmarks() if pixels is None else np.asarray(pixels, np.float64)
     transform, mirror = metric_transform(pixels)
-    head = build_head(transform.apply(pixels))
+    head = build_head(relax_mouth(build_head(transform.apply(pixels))))
     joints = joint_locations(head)
     weights = skinning_weights(head)
     expr_dirs, expr_names = expression_basis(head, mirror, weights[:, 2])

@@ -5,7 +5,8 @@ Routes (one port):
 * ``/`` (index.html): the full client (send your camera, watch, stats, controls);
 * ``/view`` (view.html): the bare avatar video, for OBS or call software;
 * ``/ws``: signaling, see ``signaling.py`` for the protocol;
-* ``/stats``: live stats as JSON (fps, per-stage latency, glass-to-glass, sessions);
+* ``/stats``: live stats as JSON (fps, per-stage latency, glass-to-glass, sessions,
+  and the producer's ``realtime.meters.ProducerStats`` under ``"producer"``);
 * the client's assets (``app.js``, ``style.css``).
 
 With a token, pages, ``/ws`` and ``/stats`` need ``?token=T`` (assets are public).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import email.utils
 import hmac
 import ipaddress
@@ -33,12 +35,15 @@ import threading
 import time
 from http import HTTPStatus
 from pathlib import Path
+from typing import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+
+from realtime.meters import FpsMeter
 
 from . import signaling
 from .latency import STAMP_ROWS, LatencyWindow
@@ -117,7 +122,7 @@ class StreamServer:
         self.frames = 0
         self.bad_frames = 0
         self.producer_error: str | None = None
-        self._fps, self._fps_count, self._fps_t0 = 0.0, 0, time.monotonic()
+        self._fps = FpsMeter()
         self._started = time.monotonic()
         self._server = None
         self._tasks: list[asyncio.Task] = []
@@ -190,11 +195,7 @@ class StreamServer:
                 continue
             if name in self.stages or len(self.stages) < MAX_STAGES:
                 self.stages.setdefault(name, LatencyWindow()).add(ms)
-        self._fps_count += 1
-        now = time.monotonic()
-        if now - self._fps_t0 >= 1.0:
-            self._fps = self._fps_count / (now - self._fps_t0)
-            self._fps_count, self._fps_t0 = 0, now
+        self._fps.tick()
 
     def record_latency(self, ms: float) -> None:
         self.latency.add(ms)
@@ -203,7 +204,7 @@ class StreamServer:
     def stats_summary(self) -> dict:
         """Server-wide live stats (sent to every session once a second)."""
         return {
-            "fps": round(self._fps, 2),
+            "fps": round(self._fps.fps, 2),
             "frames": self.frames,
             "bad_frames": self.bad_frames,
             "sessions": len(self.sessions),
@@ -214,7 +215,7 @@ class StreamServer:
             "drops": {
                 "viewer_skipped": sum(s.track.skipped for s in self.sessions.values() if s.track),
             },
-            "producer": self.producer.stats(),
+            "producer": dataclasses.asdict(self.producer.stats()),
             "producer_error": self.producer_error,
         }
 
@@ -236,7 +237,7 @@ class StreamServer:
             await asyncio.sleep(LOG_PERIOD_S)
             g2g = self.latency.summary()
             log.info("fps %.1f, sessions %d, processing p50 %s ms, glass-to-glass p50 %s / p95 %s ms (%d samples)",
-                     self._fps, len(self.sessions), self.processing.summary()["p50"], g2g["p50"], g2g["p95"],
+                     self._fps.fps, len(self.sessions), self.processing.summary()["p50"], g2g["p50"], g2g["p95"],
                      g2g["count"])
 
     # -- HTTP -----------------------------------------------------------------------
@@ -362,6 +363,20 @@ async def serve(producer, host: str = "127.0.0.1", port: int = 8080, token: str 
         await (stop.wait() if stop is not None else asyncio.Future())
 
 
+def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)`` in a new event loop until it returns; SIGINT and SIGTERM set ``stop``, so that
+    ``main`` shuts down in order (sessions, server, producer) instead of dying mid-frame."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m realtime.stream.server``: serve the test-pattern driver."""
     from .testpattern import TestPatternProducer
@@ -385,14 +400,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         parser.error(str(exc))
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await serve(producer, args.host, args.port, args.token, stop=stop,
-                    max_sessions=args.max_sessions, codec=args.codec)
-
-    asyncio.run(run())
+    run_until_signalled(lambda stop: serve(producer, args.host, args.port, args.token, stop=stop,
+                                           max_sessions=args.max_sessions, codec=args.codec))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import statistics
 import time
@@ -15,8 +16,8 @@ from aiortc.sdp import SessionDescription
 
 from . import signaling
 from .latency import LatencyWindow, glass_to_glass_ms
-from .signaling import Offer, SignalingError
-from .tracks import BroadcastTrack, FrameBroadcast, drain, input_image
+from .signaling import ClientCounters, Offer, Pong, SignalingError, Stamp
+from .tracks import BroadcastTrack, drain, input_image
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Session:
         self.input_error: str | None = None
         self.rtt_ms: float | None = None
         self._rtts: deque[float] = deque(maxlen=5)
-        self.client: dict | None = None
+        self.client: ClientCounters | None = None
         self.closed = False
         self._tasks: set[asyncio.Task] = set()
         self._on_closed = on_closed
@@ -141,26 +142,25 @@ class Session:
 
     def _on_message(self, raw) -> None:
         try:
-            msg = signaling.parse_channel(raw)
-            kind = msg["type"]
-            if kind == "pong":
-                rtt = time.monotonic_ns() / 1e6 - msg["t"]
-                if 0 <= rtt < MAX_PLAUSIBLE_LATENCY_MS:
-                    self._rtts.append(rtt)
-                    self.rtt_ms = statistics.median(self._rtts)
-            elif kind == "stamp":
-                ms = glass_to_glass_ms(msg["stamp"], time.monotonic_ns(), self.rtt_ms or 0.0, msg["held_ms"])
-                if ms < MAX_PLAUSIBLE_LATENCY_MS:
-                    self.latency.add(ms)
-                    self.hub.record_latency(ms)
-            elif kind == "client":
-                self.client = {"frames": msg["frames"], "fps": msg["fps"]}
-            else:
-                try:
-                    self.hub.producer.control(msg)
-                except ValueError as exc:
-                    raise SignalingError(str(exc)) from None
-                self._send(signaling.encode("ack", action=msg["action"]))
+            match signaling.parse_channel(raw):
+                case Pong(t=t):
+                    rtt = time.monotonic_ns() / 1e6 - t
+                    if 0 <= rtt < MAX_PLAUSIBLE_LATENCY_MS:
+                        self._rtts.append(rtt)
+                        self.rtt_ms = statistics.median(self._rtts)
+                case Stamp(stamp=stamp, held_ms=held_ms):
+                    ms = glass_to_glass_ms(stamp, time.monotonic_ns(), self.rtt_ms or 0.0, held_ms)
+                    if ms < MAX_PLAUSIBLE_LATENCY_MS:
+                        self.latency.add(ms)
+                        self.hub.record_latency(ms)
+                case ClientCounters() as counters:
+                    self.client = counters
+                case control:
+                    try:
+                        self.hub.producer.control(control)
+                    except ValueError as exc:
+                        raise SignalingError(str(exc)) from None
+                    self._send(signaling.ack(control))
         except SignalingError as exc:
             self._send(signaling.error(str(exc)))
 
@@ -204,5 +204,5 @@ class Session:
             "input_error": self.input_error,
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2),
             "glass_to_glass_ms": self.latency.summary(),
-            "client": self.client,
+            "client": None if self.client is None else dataclasses.asdict(self.client),
         }

@@ -1,4 +1,4 @@
-"""Signaling and data-channel messages: parsing, validation and limits.
+"""Signaling and data-channel messages: parsed and validated into typed messages, with their limits.
 
 Signaling runs over a WebSocket at ``/ws`` (``/ws?token=T`` when the server has
 a token). Every message is one JSON object with a ``"type"``, at most
@@ -33,16 +33,20 @@ Closing the WebSocket ends the session and releases its peer connection.
 Data channel ``"stats"`` (JSON text messages):
 
 * server → client, once a second: ``{"type": "stats", ...}`` (fps, drops,
-  per-stage latency, glass-to-glass, this session's counters, the producer's
-  stats) and ``{"type": "ping", "t": <server ms>}``; ``{"type": "ack",
+  per-stage latency, glass-to-glass, this session's counters, and under
+  ``"producer"`` the producer's ``realtime.meters.ProducerStats``, field by
+  field) and ``{"type": "ping", "t": <server ms>}``; ``{"type": "ack",
   "action": ...}`` / ``{"type": "error", "message": ...}`` after a control.
-* client → server: ``{"type": "pong", "t": <the ping's t>}``;
+* client → server, parsed by ``parse_channel`` into a typed message:
+  ``{"type": "pong", "t": <the ping's t>}`` (``Pong``);
   ``{"type": "stamp", "stamp": <decoded stamp>, "held_ms": <ms>}`` for each
-  displayed frame (see ``latency.py``); ``{"type": "client", "frames": n,
-  "fps": x}`` (the client's own decoded-frame counters, shown in ``/stats``);
-  ``{"type": "control", "action": "recalibrate"}``, ``{"type": "control",
-  "action": "background", "color": "#rrggbb"}``, ``{"type": "control",
-  "action": "avatar", "name": "<avatar>"}``.
+  displayed frame (``Stamp``, see ``latency.py``); ``{"type": "client",
+  "frames": n, "fps": x}`` (``ClientCounters``: the client's own decoded-frame
+  counters, shown in ``/stats``); and the controls of ``realtime.controls``:
+  ``{"type": "control", "action": "recalibrate"}`` (``Recalibrate``),
+  ``{"type": "control", "action": "background", "color": "#rrggbb"}``
+  (``SetBackground``, the colour parsed here into (r, g, b)), ``{"type":
+  "control", "action": "avatar", "name": "<avatar>"}`` (``SwitchAvatar``).
 """
 from __future__ import annotations
 
@@ -50,13 +54,14 @@ import json
 import re
 from dataclasses import dataclass
 
+from realtime.controls import Control, Recalibrate, SetBackground, SwitchAvatar
+
 from .latency import STAMP_MODULUS
 
 MAX_MESSAGE_BYTES = 64 * 1024
 HARD_MAX_MESSAGE_BYTES = 1024 * 1024
 ROLES = ("viewer", "sender")
-CONTROL_ACTIONS = ("recalibrate", "background", "avatar")
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 class SignalingError(ValueError):
@@ -72,6 +77,34 @@ class Offer:
 @dataclass(frozen=True)
 class Bye:
     pass
+
+
+@dataclass(frozen=True)
+class Pong:
+    """The echo of a ping: ``t`` is the ping's server time in ms."""
+
+    t: float
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """A displayed frame's latency stamp, and how long the client held the frame before reading it."""
+
+    stamp: int
+    held_ms: float
+
+
+@dataclass(frozen=True)
+class ClientCounters:
+    """The client's own count and rate of decoded frames."""
+
+    frames: int
+    fps: float
+
+
+ChannelMessage = Pong | Stamp | ClientCounters | Control
+_CONTROLS = {"recalibrate": Recalibrate, "background": SetBackground, "avatar": SwitchAvatar}
+_ACTIONS = {kind: action for action, kind in _CONTROLS.items()}
 
 
 def _load(raw: str | bytes, what: str) -> dict:
@@ -121,50 +154,40 @@ def _number(msg: dict, key: str, lo: float, hi: float) -> float:
     return float(value)
 
 
-def parse_channel(raw: str | bytes) -> dict:
-    """Parse one data-channel message from a client into a validated dict.
-
-    Returns one of ``{"type": "pong", "t"}``, ``{"type": "stamp", "stamp",
-    "held_ms"}``, ``{"type": "client", "frames", "fps"}``, ``{"type":
-    "control", "action", ...}``. Raises SignalingError naming the problem.
-    """
+def parse_channel(raw: str | bytes) -> ChannelMessage:
+    """Parse one data-channel message from a client. Raises SignalingError naming the problem."""
     msg = _load(raw, "data channel")
     kind = msg["type"]
     if kind == "pong":
-        return {"type": "pong", "t": _number(msg, "t", 0, float(2**53))}
+        return Pong(_number(msg, "t", 0, float(2**53)))
     if kind == "stamp":
         stamp = msg.get("stamp")
         if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp < STAMP_MODULUS:
             raise SignalingError(f'"stamp" must be an integer in [0, 2**24), got {stamp!r}')
         held = _number(msg, "held_ms", 0, 10_000) if "held_ms" in msg else 0.0
-        return {"type": "stamp", "stamp": stamp, "held_ms": held}
+        return Stamp(stamp, held)
     if kind == "client":
-        return {
-            "type": "client",
-            "frames": int(_number(msg, "frames", 0, float(2**53))),
-            "fps": _number(msg, "fps", 0, 1000),
-        }
+        return ClientCounters(int(_number(msg, "frames", 0, float(2**53))), _number(msg, "fps", 0, 1000))
     if kind == "control":
-        return parse_control(msg)
+        return _parse_control(msg)
     raise SignalingError(f'unknown data channel message type {kind!r}: expected pong, stamp, client or control')
 
 
-def parse_control(msg: dict) -> dict:
-    """Validate a control message; returns the dict handed to ``producer.control``."""
+def _parse_control(msg: dict) -> Control:
     action = msg.get("action")
-    if action not in CONTROL_ACTIONS:
-        raise SignalingError(f'"action" must be one of {", ".join(CONTROL_ACTIONS)}, got {action!r}')
+    if action not in _CONTROLS:
+        raise SignalingError(f'"action" must be one of {", ".join(_CONTROLS)}, got {action!r}')
     if action == "recalibrate":
-        return {"type": "control", "action": action}
+        return Recalibrate()
     if action == "background":
         color = msg.get("color")
-        if not isinstance(color, str) or not _COLOR.match(color):
+        if not isinstance(color, str) or not _COLOR.fullmatch(color):
             raise SignalingError(f'"color" must be "#rrggbb", got {color!r}')
-        return {"type": "control", "action": action, "color": color.lower()}
+        return SetBackground(tuple(int(color[i:i + 2], 16) for i in (1, 3, 5)))
     name = msg.get("name")
     if not isinstance(name, str) or not 0 < len(name) <= 200:
         raise SignalingError(f'"name" must be an avatar name (1 to 200 characters), got {name!r}')
-    return {"type": "control", "action": action, "name": name}
+    return SwitchAvatar(name)
 
 
 def encode(kind: str, **fields) -> str:
@@ -174,3 +197,8 @@ def encode(kind: str, **fields) -> str:
 
 def error(message: str) -> str:
     return encode("error", message=message)
+
+
+def ack(control: Control) -> str:
+    """The reply to a control that was carried out, naming its action as the client sent it."""
+    return encode("ack", action=_ACTIONS[type(control)])

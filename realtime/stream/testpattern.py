@@ -2,9 +2,11 @@
 
 Draws a moving pattern on the chosen background colour at a fixed frame rate,
 and shows the newest camera frame uplinked by a browser sender instead when one
-arrived within the last second. It needs no avatar, tracker or renderer, so it
-isolates network and browser problems from the rest of the pipeline, and it is
-the frame source of the stream tests and benchmarks.
+arrived within the last second (camera frames wait in a newest-wins mailbox,
+``realtime.mailbox.Latest``: one replaced before a frame showed it is an
+input drop). It needs no avatar, tracker or renderer, so it isolates network
+and browser problems from the rest of the pipeline, and it is the frame source
+of the stream tests and benchmarks.
 """
 from __future__ import annotations
 
@@ -14,20 +16,14 @@ from typing import AsyncIterator
 
 import numpy as np
 
+from realtime.controls import Control, Recalibrate, SetBackground, SwitchAvatar, not_a_control
 from realtime.frames import OutputFrame
+from realtime.mailbox import Latest
+from realtime.meters import FpsMeter, ProducerStats
+
 from .tracks import check_image
 
 INPUT_FRESH_NS = 1_000_000_000
-
-
-def parse_color(color: str) -> tuple[int, int, int]:
-    """``"#rrggbb"`` → (r, g, b)."""
-    if not isinstance(color, str) or len(color) != 7 or color[0] != "#":
-        raise ValueError(f'a colour must be "#rrggbb", got {color!r}')
-    try:
-        return tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-    except ValueError:
-        raise ValueError(f'a colour must be "#rrggbb", got {color!r}') from None
 
 
 def fit_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -74,14 +70,13 @@ class TestPatternProducer:
             raise ValueError(f"fps must be in (0, 120], got {fps}")
         self.width, self.height, self.fps = width, height, float(fps)
         self.background = (32, 32, 40)
-        self._input: tuple[np.ndarray, int] | None = None
-        self._input_used = True
+        self._inputs = Latest()  # camera frames pushed in, the newest wins; a replaced unread one is a drop
+        self._input: tuple[np.ndarray, int] | None = None  # the newest taken (image, capture ns), shown while fresh
         self._phase = 0
         self.frames_made = 0
         self.inputs = 0
-        self.input_drops = 0
         self.recalibrations = 0
-        self._fps_count, self._fps_t0, self._fps = 0, time.monotonic(), 0.0
+        self._fps = FpsMeter()
 
     async def frames(self) -> AsyncIterator[OutputFrame]:
         loop = asyncio.get_running_loop()
@@ -99,54 +94,39 @@ class TestPatternProducer:
         t0 = time.monotonic_ns()
         index = self.frames_made - self._phase
         capture_ts = t0
+        taken = self._inputs.get(timeout=0)
+        if taken is not None:
+            self._input = taken
         if self._input is not None and t0 - self._input[1] < INPUT_FRESH_NS:
             image, capture_ts = self._input
-            self._input_used = True
             img = fit_nearest(image, self.height, self.width)
             img[:4, :] = 255
             img[:4, : index * 4 % self.width] = 0
         else:
             img = draw_pattern(index, self.height, self.width, self.background)
         self.frames_made += 1
-        self._count_fps()
+        self._fps.tick()
         return OutputFrame(img, capture_ts, {"draw": (time.monotonic_ns() - t0) / 1e6})
-
-    def _count_fps(self) -> None:
-        self._fps_count += 1
-        now = time.monotonic()
-        if now - self._fps_t0 >= 1.0:
-            self._fps = self._fps_count / (now - self._fps_t0)
-            self._fps_count, self._fps_t0 = 0, now
 
     def push_input(self, image: np.ndarray, capture_ts_ns: int) -> None:
         check_image(image)
-        if not self._input_used:
-            self.input_drops += 1
-        self._input, self._input_used = (image, int(capture_ts_ns)), False
+        self._inputs.put((image, int(capture_ts_ns)))
         self.inputs += 1
 
-    def control(self, message: dict) -> None:
-        action = message.get("action")
-        if action == "recalibrate":
-            self.recalibrations += 1
-            self._phase = self.frames_made
-        elif action == "background":
-            self.background = parse_color(message.get("color"))
-        elif action == "avatar":
-            raise ValueError("the test pattern driver has no avatars to switch to")
-        else:
-            raise ValueError(f"unknown control action {action!r}")
+    def control(self, message: Control) -> None:
+        match message:
+            case Recalibrate():
+                self.recalibrations += 1
+                self._phase = self.frames_made
+            case SetBackground(rgb=rgb):
+                self.background = rgb
+            case SwitchAvatar():
+                raise ValueError("the test pattern driver has no avatars to switch to")
+            case _:
+                raise not_a_control(message)
 
-    def stats(self) -> dict:
-        size = None if self._input is None else [int(self._input[0].shape[1]), int(self._input[0].shape[0])]
-        return {
-            "driver": "testpattern",
-            "size": [self.width, self.height],
-            "frames": self.frames_made,
-            "fps": round(self._fps, 2),
-            "inputs": self.inputs,
-            "input_drops": self.input_drops,
-            "input_size": size,
-            "background": "#%02x%02x%02x" % self.background,
-            "recalibrations": self.recalibrations,
-        }
+    def stats(self) -> ProducerStats:
+        size = None if self._input is None else (int(self._input[0].shape[1]), int(self._input[0].shape[0]))
+        return ProducerStats(frames=self.frames_made, fps=round(self._fps.fps, 2), size=(self.width, self.height),
+                             inputs=self.inputs, input_drops=self._inputs.dropped, input_size=size,
+                             background=self.background, recalibrations=self.recalibrations, driver="testpattern")

@@ -54,7 +54,13 @@ def check_image(image: np.ndarray) -> None:
 
 
 class FrameBroadcast:
-    """The newest stamped frame and a way to wait for the next one."""
+    """The newest stamped frame and a way to wait for the next one.
+
+    Not a second ``realtime.mailbox.Latest``: that hands each value to the one
+    thread that takes it and counts unread values replaced; this keeps the newest
+    frame for any number of asyncio readers, each waiting for one newer than the
+    one it last had (what a viewer skips is counted by its ``BroadcastTrack``).
+    """
 
     def __init__(self) -> None:
         self._latest: StampedFrame | None = None

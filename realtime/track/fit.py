@@ -166,7 +166,9 @@ def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, we
     weights: (L,) per-landmark weights for `ids` (default landmark_ids.landmark_weights).
     depth_scale: the model's depth relief (rig z about the root joint, template and every basis alike) times this:
     MediaPipe's 2D landmarks move with a turning head as a flatter face's would (see TrackerSettings.depth_scale);
-    the iris offsets (eyeball radius) keep the rig's depth.
+    the iris offsets (eyeball radius) keep the rig's depth and the eye joints move back so that the irises rest at
+    the flattened face's depth (the parallax between iris and eye corners as the head turns stays the flat face's,
+    and the eyes turn the iris as far as the rig's do).
     Ids the rig does not embed are dropped. Raises RigError when fewer than 10 remain or the rig is not FLAME-chained.
     """
     if rig.n_joints != 5 or not np.array_equal(rig.parents, FLAME_PARENTS):
@@ -215,6 +217,7 @@ def landmark_basis(rig: Rig, ids: np.ndarray | None = None, n_shape: int = 0, we
 
     x0 = local(v0, j0)
     xd = local(dirs, jd)
+    j0[[LEFT_EYE_JOINT, RIGHT_EYE_JOINT], 2] -= (1.0 - depth_scale) * iris_offsets[:, 2]
     normals = np.cross(v0[corners[:, 1]] - v0[corners[:, 0]], v0[corners[:, 2]] - v0[corners[:, 0]])
     normals = (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)).T
     xp = None

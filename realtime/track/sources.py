@@ -1,4 +1,4 @@
-"""Frame sources: a webcam, a video file, a still image, and frames pushed in from elsewhere.
+"""Frame sources: a webcam, a video file, a still image.
 
 Every frame carries the monotonic clock reading of its capture (`time.monotonic_ns`)
 and its index; sources with a timeline of their own (video files) also carry the
@@ -7,7 +7,6 @@ frame's media time. Images are (H, W, 3) uint8 RGB.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,48 +178,3 @@ def read_image(path: str | Path) -> np.ndarray:
     if bgr is None:
         raise SourceError(f"cannot read image file {path}")
     return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
-class PushSource(FrameSource):
-    """Frames pushed in by another thread (e.g. a WebRTC receiver). Only the newest frame is kept: a frame
-    replaced before anyone took it counts as dropped. Iteration blocks for the next frame until `close()`."""
-
-    def __init__(self):
-        self._cond = threading.Condition()
-        self._pending: Frame | None = None
-        self._closed = False
-        self.pushed = 0
-        self.dropped = 0
-
-    def push(self, image: np.ndarray, timestamp_ns: int | None = None) -> None:
-        """Offer a frame ((H, W, 3) uint8 RGB; stamped now unless `timestamp_ns` is given)."""
-        stamp = time.monotonic_ns() if timestamp_ns is None else int(timestamp_ns)
-        frame = Frame(check_frame_image(image), self.pushed, stamp)
-        with self._cond:
-            if self._closed:
-                raise SourceError("push to a closed source")
-            if self._pending is not None:
-                self.dropped += 1
-            self._pending = frame
-            self.pushed += 1
-            self._cond.notify_all()
-
-    def latest(self, timeout: float | None = None) -> Frame | None:
-        """Take the newest frame, waiting up to `timeout` seconds (None: until one comes or the source closes).
-        Returns None on timeout or when closed."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._pending is not None or self._closed, timeout)
-            frame, self._pending = self._pending, None
-            return frame
-
-    def __iter__(self) -> Iterator[Frame]:
-        while True:
-            frame = self.latest()
-            if frame is None:
-                return
-            yield frame
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()

@@ -20,6 +20,7 @@ import numpy as np
 
 from realtime.blas import OneBlasThread
 from realtime.camera import Camera, intrinsics, look_at
+from realtime.geometry import axis_angle_to_matrix, matrix_to_axis_angle
 from realtime.rig.model import Rig, RigParams
 from realtime.face import landmark_ids as mp_ids
 from realtime.track.filters import FilterSettings, RigParamsFilter
@@ -30,12 +31,11 @@ from realtime.track.sources import Frame, check_frame_image
 DEFAULT_DISTANCE = 0.5  # metres from the default camera to the world origin before recentring
 MIN_FACE_PX = 2.0  # faces whose eyes or landmark extent span less than this many pixels are not fitted
 CALIBRATION_REACH = 1.0  # how far below their tracking box activations may go while calibrating
-# The tracker's L1 pull on activations (FitSettings.expr_l1): MediaPipe's small pose- and mouth-dependent landmark
-# errors otherwise read as scattered activations of 0.1-0.3 (the tracking ground-truth test's false readings)
+# The tracker's L1 pull on activations (FitSettings.expr_l1): without it MediaPipe's small pose- and
+# mouth-dependent landmark errors read as scattered small activations
 TRACKING_L1 = 6e-3
-# The tracker's landmark weighting by how far each has turned away from the camera (FitSettings.facing_drop): in
-# the tracking ground-truth test the far outer brow read as raised while the head turned 25 degrees (right outer
-# brow correlation 0.895 without, 0.958 with, on built-in rig v8; head rotation error 1.48 -> 1.50 degrees mean)
+# The tracker's landmark weighting by how far each has turned away from the camera (FitSettings.facing_drop):
+# without it the far outer brow reads as raised while the head turns
 TRACKING_FACING_DROP = 0.5
 
 
@@ -62,10 +62,8 @@ class TrackerSettings:
     landmark_offsets: after calibration, add to each fitted landmark the mean head-local offset between the fit
     and the calibration frames (identity detail that the rig's identity shapes cannot express)
     depth_scale: the fitted model's depth relief relative to the rig's (see landmark_basis). MediaPipe's landmarks
-    move with a turning head as a flatter face's would: tracking renders of the demo avatar turned by known
-    angles, the rig as it is reads yaw at 0.85 and pitch at 0.69 of the truth (2.3 degrees mean error), at 0.85
-    of its depth 0.96 and 0.79 (1.5 degrees); on the real clip d3 the reprojection error falls too (0.0207 ->
-    0.0198 of the inter-ocular distance). 1 for exact landmarks (a rig's own projections)
+    move with a turning head as a flatter face's would, so a fit with the rig's full relief under-reads head
+    turns; 1 for exact landmarks (a rig's own projections)
     face_check_every: frames between looks over the whole frame for a face larger than the one followed (the
     largest face is tracked; see realtime.track.largest_face)
     model_path: a MediaPipe FaceLandmarker `.task` file to use instead of the bundled FaceMesh (never downloaded)
@@ -117,12 +115,18 @@ class Tracker:
     realtime.track.largest_face.LargestFaceLandmarks, made on first use. A detector that counts its `switches`
     to another face (that one does) makes the tracker restart (see `restart`) at each
     camera: the camera the frames come from, in the world the parameters should live in (see the module doc)
+    view: (3, 3) world-to-camera rotation of the camera the output will be seen through (an avatar's default
+    camera), or None. With it the head pose is output relative to the calibration pose, carried into that view:
+    the head turns about the axes of `view`'s camera as it turned about the tracker's camera's, so a yaw of the
+    person stays a yaw of the avatar however its camera looks at its rig; the calibration pose reads as rotation
+    and translation zero (the avatar's rest pose)
     """
 
     def __init__(self, rig: Rig, detector=None, camera: Camera | None = None,
-                 settings: TrackerSettings = TrackerSettings()):
+                 settings: TrackerSettings = TrackerSettings(), view: np.ndarray | None = None):
         self.rig = rig
         self.settings = settings
+        self._view = None if view is None else _rotation_matrix(view, "view")
         self._detector = detector
         self._given_camera = camera
         self._recentre = settings.recentre and camera is None
@@ -230,7 +234,7 @@ class Tracker:
     def project(self, params: RigParams) -> np.ndarray:
         """(L, 2) pixels of the fitted landmark ids (`self.basis.ids`) for output `params` seen by `self.camera`
         (the tracker's own model: neutral jaw and gaze offsets added back)."""
-        raw = replace(params, jaw_pose=np.asarray(params.jaw_pose, np.float64) + self._jaw_offset,
+        raw = replace(self._from_view(params), jaw_pose=np.asarray(params.jaw_pose, np.float64) + self._jaw_offset,
                       eyes_pose=np.asarray(params.eyes_pose, np.float64) + self._gaze_offset)
         return project(self.camera, landmark_points(self.basis, raw)).T
 
@@ -285,8 +289,8 @@ class Tracker:
             self._fold_neutral(params.expr, params.jaw_pose, params.eyes_pose)
             params = replace(params, expr=np.zeros(self.rig.n_expr))
         self._state = params
-        out = replace(params, eyes_pose=params.eyes_pose - self._gaze_offset,
-                      jaw_pose=params.jaw_pose - self._jaw_offset)
+        out = self._in_view(replace(params, eyes_pose=params.eyes_pose - self._gaze_offset,
+                                    jaw_pose=params.jaw_pose - self._jaw_offset))
         if not self.calibrated and self.settings.neutral_at_calibration:
             # the neutral these frames will define is not known yet: the face holds it meanwhile
             out = replace(out, expr=np.zeros(self.rig.n_expr))
@@ -365,13 +369,40 @@ class Tracker:
         self._jaw_offset = np.asarray(jaw, np.float64).copy()
         self._gaze_offset = np.asarray(eyes, np.float64).copy()
 
+    def _view_turn(self) -> np.ndarray:
+        """(3, 3) the rotation from the tracker's world into the output's (see `view`): camera axes matched."""
+        return self._view.T @ np.asarray(self.camera.viewmat[:3, :3], np.float64)
+
+    def _in_view(self, params: RigParams) -> RigParams:
+        """A fit's head pose carried into the output's view (unchanged without one; the rest pose until the
+        calibration pose is known)."""
+        if self._view is None:
+            return params
+        if self._reference is None:
+            return replace(params, rotation=np.zeros(3), translation=np.zeros(3))
+        turn = self._view_turn()
+        head = axis_angle_to_matrix(np.asarray(params.rotation, np.float64))
+        since = head @ axis_angle_to_matrix(self._reference).T
+        return replace(params, rotation=matrix_to_axis_angle(turn @ since @ turn.T),
+                       translation=turn @ (np.asarray(params.translation, np.float64) - self._rest_translation))
+
+    def _from_view(self, params: RigParams) -> RigParams:
+        """The inverse of `_in_view` (after calibration): an output's head pose back in the tracker's world."""
+        if self._view is None or self._reference is None:
+            return params
+        turn = self._view_turn()
+        since = turn.T @ axis_angle_to_matrix(np.asarray(params.rotation, np.float64)) @ turn
+        return replace(params, rotation=matrix_to_axis_angle(since @ axis_angle_to_matrix(self._reference)),
+                       translation=turn.T @ np.asarray(params.translation, np.float64) + self._rest_translation)
+
     def _smooth(self, params: RigParams, time_s: float) -> RigParams:
         return self._filter(params, time_s) if self._filter is not None else params
 
     def _neutral(self) -> RigParams:
-        """The rest face of the current identity at the rest position."""
+        """The rest face of the current identity at the rest position (the output's zero pose with a view)."""
         shape = self.basis.identity if self.calibrated else np.zeros(self.rig.n_shape)
-        return RigParams(shape=shape.copy(), expr=np.zeros(self.rig.n_expr), translation=self._rest_translation.copy())
+        rest = self._rest_translation.copy() if self._view is None else np.zeros(3)
+        return RigParams(shape=shape.copy(), expr=np.zeros(self.rig.n_expr), translation=rest)
 
     def _no_face(self, time_s: float) -> RigParams:
         """Hold the last pose for hold_s, then ease to neutral over ease_s (smoothstep), and cold-start next time."""
@@ -385,6 +416,14 @@ class Tracker:
                  + alpha * np.asarray(getattr(rest, name), np.float64)
                  for name in ("expr", "rotation", "neck_pose", "jaw_pose", "eyes_pose", "translation")}
         return replace(last, **mixed)
+
+
+def _rotation_matrix(value: np.ndarray, name: str) -> np.ndarray:
+    """`value` as a (3, 3) float64 rotation, or ValueError saying what it is instead."""
+    m = np.asarray(value, np.float64)
+    if m.shape != (3, 3) or not np.allclose(m @ m.T, np.eye(3), atol=1e-5) or np.linalg.det(m) < 0:
+        raise ValueError(f"{name} must be a (3, 3) rotation matrix, got {m.shape} {m.tolist()}")
+    return m
 
 
 def _as_float32(params: RigParams) -> RigParams:

@@ -13,10 +13,12 @@ from realtime.track.tracker import Tracker, TrackerSettings
 
 
 def track_video(path: str | Path, rig: Rig, settings: TrackerSettings = TrackerSettings(), detector=None,
-                camera=None, progress: bool = False) -> TrackedSequence:
-    """Track every frame of the video at `path` with a fresh Tracker for `rig`: one parameter set per input frame."""
+                camera=None, progress: bool = False, view: np.ndarray | None = None) -> TrackedSequence:
+    """Track every frame of the video at `path` with a fresh Tracker for `rig`: one parameter set per input frame.
+    view: the (3, 3) rotation of the camera the parameters will be seen through (see Tracker)."""
     frames, stamps, found = [], [], []
-    with VideoFileSource(path) as source, Tracker(rig, detector=detector, camera=camera, settings=settings) as tracker:
+    with (VideoFileSource(path) as source,
+          Tracker(rig, detector=detector, camera=camera, settings=settings, view=view) as tracker):
         iterator = source
         if progress:
             from tqdm import tqdm

@@ -1,10 +1,14 @@
-"""Differentiable Gaussian splatting on the CPU, for refinement on machines without a GPU.
+"""The differentiable splatter: torch tensors with autograd in, the image out, for training (the builder's
+refinement) on machines without a GPU.
 
-The projection (3D Gaussians to screen-space ellipses) is plain torch, so autograd differentiates
-it; the compositing is a torch.autograd.Function whose forward and backward passes are numba tile
-kernels, like gsplat's CUDA ones. Both follow gsplat 1.5.3's classic 3DGS mode as
-`realtime.render` draws it: EWA projection with the clamped Jacobian, 0.3 px^2 dilation, 16 px tiles,
-pixel centres at (x + 0.5, y + 0.5), and per pixel, front to back,
+Autograd differentiates the projection (3D Gaussians to screen-space means and conics, `project_torch`: the
+EWA projection of `project.py` in plain torch) and the degree-0 SH colour; the compositing is a
+torch.autograd.Function whose forward and backward passes are numba tile kernels, like gsplat's CUDA ones.
+What is not differentiated, which Gaussians each tile draws and in which order (culling, boxes, depth order),
+comes from the CPU renderer's own `project` and `sort_and_bin` on the detached values, so both renderers draw
+the same Gaussians in the same order. The projection and the compositing follow gsplat 1.5.3's classic
+3DGS mode: EWA projection with the clamped Jacobian, 0.3 px^2 dilation, 16 px tiles, pixel centres at
+(x + 0.5, y + 0.5), and per pixel, front to back,
 
     σ = 0.5 (a dx^2 + c dy^2) + b dx dy,  dx = u - x_c            conic (a, b, c)
     α = min(0.999, o exp(-σ)), skipped when σ < 0 or α < 1/255
@@ -23,36 +27,30 @@ end (no races, and the same sums whatever the number of threads).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from numba import njit, prange
 
 from realtime.camera import Camera
+from realtime.geometry import quaternion_to_matrix
+from realtime.render.base import RenderError, RenderResult, check_inputs
 from realtime.render.constants import (
-    ALPHA_THRESHOLD, EPS2D, FOV_MARGIN, MAX_ALPHA, MAX_EXTENT_SIGMAS, MIN_TRANSMITTANCE, NEAR_PLANE, TILE_SIZE)
-from realtime.render.cpu import sort_and_bin
-from realtime.render.project import Projected
+    ALPHA_THRESHOLD, EPS2D, FOV_MARGIN, MAX_ALPHA, MIN_TRANSMITTANCE, NEAR_PLANE, TILE_SIZE)
+from realtime.render.project import project
+from realtime.render.sh import SH_C0
+from realtime.render.tiles import sort_and_bin
 
-_SH_C0 = 0.5 / math.sqrt(math.pi)  # the degree-0 SH basis constant
 _CHUNKS = 8  # gradient buffers of the backward pass: a fixed count keeps sums identical on any number of cores
 
 
-def quaternion_to_matrix(quats: torch.Tensor) -> torch.Tensor:
-    """(N, 4) quaternions (w, x, y, z), any norm, to (N, 3, 3) rotation matrices."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    rows = [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]
-    return torch.stack(rows, -1).reshape(-1, 3, 3)
+def project_torch(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, camera: Camera
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Screen-space Gaussians, differentiable: means2d (N, 2) pixels and conics (N, 3) (a, b, c) of Σ_2d^-1.
 
-
-def project(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, camera: Camera
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Screen-space Gaussians: means2d (N, 2) pixels, conics (N, 3) (a, b, c) of Σ_2d^-1, depths (N,).
-
-    means: (N, 3), quats: (N, 4), scales: (N, 3) linear, world space; float tensors. Gaussians nearer than
-    the near plane get their depth clamped here; `rasterize` culls them.
+    means: (N, 3), quats: (N, 4) (w, x, y, z) any norm, scales: (N, 3) linear, world space; float tensors of one
+    dtype. Gaussians nearer than the near plane get their depth clamped here (the tile lists leave them out).
     """
     dtype = means.dtype
     view = torch.as_tensor(camera.viewmat, dtype=dtype)
@@ -75,23 +73,28 @@ def project(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, came
     det = c00 * c11 - c01 * c01
     conics = torch.stack([c11 / det, -c01 / det, c00 / det], -1)
     means2d = torch.stack([fx * x / z + cx, fy * y / z + cy], -1)
-    return means2d, conics, z_raw
+    return means2d, conics
 
 
-def _radii(means2d: np.ndarray, conics: np.ndarray, depths: np.ndarray, opacities: np.ndarray, width: int,
-           height: int) -> np.ndarray:
-    """(N, 2) int32 pixel half-sizes of the boxes gsplat bins, (0, 0) for culled Gaussians."""
-    a, b, c = conics[:, 0].astype(np.float64), conics[:, 1].astype(np.float64), conics[:, 2].astype(np.float64)
-    det = a * c - b * b
-    ok = (depths >= NEAR_PLANE) & (det > 0) & (opacities >= ALPHA_THRESHOLD) & np.all(np.isfinite(means2d), 1)
-    safe_det = np.where(ok, det, 1.0)
-    extent = np.minimum(MAX_EXTENT_SIGMAS, np.sqrt(2 * np.log(np.maximum(opacities, ALPHA_THRESHOLD)
-                                                               / ALPHA_THRESHOLD)))
-    rx = np.ceil(extent * np.sqrt(np.maximum(c / safe_det, 0)))
-    ry = np.ceil(extent * np.sqrt(np.maximum(a / safe_det, 0)))
-    u, v = means2d[:, 0], means2d[:, 1]
-    ok &= (u + rx > 0) & (u - rx < width) & (v + ry > 0) & (v - ry < height) & ((rx > 0) | (ry > 0))
-    return np.where(ok[:, None], np.stack([rx, ry], 1), 0).astype(np.int32)
+def _tile_lists(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
+                camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Which Gaussians each tile draws, nearest first (offsets, ids as `sort_and_bin` gives them), from the CPU
+    renderer's projection of the detached values in float32: the culling, boxes and depth order of the picture
+    `realtime.render` draws. Tensors as `project_torch` takes them, opacities (N,)."""
+    def f32(t: torch.Tensor) -> np.ndarray:
+        return np.ascontiguousarray(t.detach().numpy(), dtype=np.float32)
+
+    no_colour = np.zeros((means.shape[0], 1, 3), np.float32)  # the colours are not needed here
+    screen = project(f32(means), f32(quats), f32(scales), f32(opacities), no_colour,
+                     np.ascontiguousarray(camera.viewmat, dtype=np.float32),
+                     np.ascontiguousarray(camera.K, dtype=np.float32), camera.width, camera.height, sh_degree=0,
+                     antialiased=False)
+    return sort_and_bin(screen, camera.width, camera.height)
+
+
+def _dc_colors(sh_dc: torch.Tensor) -> torch.Tensor:
+    """(N, 3) degree-0 SH coefficients to RGB as gsplat evaluates them (C0 dc + 0.5, clamped at 0)."""
+    return (SH_C0 * sh_dc + 0.5).clamp_min(0)
 
 
 @njit(parallel=True, cache=True)
@@ -189,50 +192,57 @@ def _backward(offsets, ids, means2d, conics, opacities, colors, background, fina
 
 
 class _Composite(torch.autograd.Function):
-    """Front-to-back compositing of projected Gaussians; numba kernels both ways."""
+    """Front-to-back compositing of projected Gaussians over given tile lists; numba kernels both ways."""
 
     @staticmethod
-    def forward(ctx, means2d, conics, opacities, colors, depths, background, width, height):
-        dtype = means2d.dtype
-        arrays = [np.ascontiguousarray(t.detach().cpu().numpy()) for t in (means2d, conics, opacities, colors)]
-        depth = depths.detach().cpu().numpy()
-        bg = np.ascontiguousarray(background.detach().cpu().numpy().astype(arrays[0].dtype))
-        radii = _radii(arrays[0], arrays[1], depth, arrays[2], width, height)
-        projected = Projected(means2d=arrays[0].astype(np.float32), conics=arrays[1], depths=depth.astype(np.float32),
-                              radii=radii, opacities=arrays[2], colors=arrays[3])
-        offsets, ids = sort_and_bin(projected, width, height)
+    def forward(ctx, means2d, conics, opacities, colors, offsets, ids, background, width, height):
+        arrays = [np.ascontiguousarray(t.detach().numpy()) for t in (means2d, conics, opacities, colors)]
+        bg = background.astype(arrays[0].dtype)
         image, final_t, last = _forward(offsets, ids, *arrays, bg, np.int64(width), np.int64(height),
                                         np.int64(TILE_SIZE))
         ctx.saved = (offsets, ids, arrays, bg, final_t, last)
-        ctx.dtype = dtype
-        return torch.from_numpy(image).to(dtype)
+        ctx.dtype = means2d.dtype
+        return torch.from_numpy(image).to(ctx.dtype)
 
     @staticmethod
     def backward(ctx, grad_image):
         offsets, ids, arrays, bg, final_t, last = ctx.saved
-        grad = np.ascontiguousarray(grad_image.detach().cpu().numpy().astype(np.float64))
+        grad = np.ascontiguousarray(grad_image.detach().numpy().astype(np.float64))
         g_means, g_conics, g_opac, g_colors = _backward(offsets, ids, *arrays, bg, final_t, last, grad,
                                                         np.int64(TILE_SIZE), np.int64(_CHUNKS))
         out = [torch.from_numpy(g).to(ctx.dtype) for g in (g_means, g_conics, g_opac, g_colors)]
-        return (*out, None, None, None, None)
+        return (*out, None, None, None, None, None)
 
 
-def rasterize(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
-              colors: torch.Tensor, camera: Camera, background: torch.Tensor) -> torch.Tensor:
-    """Differentiable render of N Gaussians: image (H, W, 3), not clamped.
+class TorchSplatter:
+    """The differentiable CPU renderer: CPU torch tensors (float32, or float64 for checks) with autograd in, the
+    image (H, W, 3) out as a tensor of their dtype on their graph, not clamped. It draws what the refinement
+    needs: classic mode (antialiased=False), degree-0 SH colour, no alpha."""
 
-    means: (N, 3), quats: (N, 4), scales: (N, 3) linear, opacities: (N,) in [0, 1], colors: (N, 3) RGB
-    (already evaluated, e.g. `sh_dc_to_rgb`), background: (3,); CPU float32 or float64 tensors.
-    """
-    means2d, conics, depths = project(means, quats, scales, camera)
-    return _Composite.apply(means2d, conics, opacities, colors, depths, background, camera.width, camera.height)
+    backend = "cpu"
+    device = "cpu"
+    differentiable = True
 
+    def as_input(self, value: Any) -> torch.Tensor:
+        """A float32 CPU tensor from a NumPy array or a tensor anywhere."""
+        return torch.as_tensor(value).to(device="cpu", dtype=torch.float32)
 
-def sh_dc_to_rgb(sh_dc: torch.Tensor) -> torch.Tensor:
-    """(N, 3) degree-0 SH coefficients to RGB as gsplat evaluates them (C0 dc + 0.5, clamped at 0)."""
-    return (_SH_C0 * sh_dc + 0.5).clamp_min(0)
-
-
-def rgb_to_sh_dc(rgb):
-    """Inverse of `sh_dc_to_rgb` for colours >= 0 (NumPy arrays or tensors)."""
-    return (rgb - 0.5) / _SH_C0
+    def render(self, means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
+               sh_degree: int | None = None, background: Any = (0.0, 0.0, 0.0), antialiased: bool = False,
+               with_alpha: bool = False) -> RenderResult:
+        """Draw N Gaussians (shapes as `realtime.render.render` takes them; sh may hold higher bands, only the
+        DC term is drawn). RenderError for anything but CPU float tensors of one dtype, sh_degree 0 (None
+        picks 0 only for K = 1), antialiased=False and with_alpha=False."""
+        degree, bg = check_inputs(means, quats, scales, opacities, sh, sh_degree, background)
+        if degree != 0 or antialiased or with_alpha:
+            raise RenderError(f"the torch splatter draws sh_degree 0, antialiased=False, with_alpha=False; got "
+                              f"sh_degree={degree}, antialiased={antialiased}, with_alpha={with_alpha}")
+        inputs = (means, quats, scales, opacities, sh)
+        kinds = {(t.dtype, t.device.type) if isinstance(t, torch.Tensor) else type(t).__name__ for t in inputs}
+        if kinds not in ({(torch.float32, "cpu")}, {(torch.float64, "cpu")}):
+            raise RenderError(f"the torch splatter takes CPU float32 or float64 tensors of one dtype, got {kinds}")
+        means2d, conics = project_torch(means, quats, scales, camera)
+        offsets, ids = _tile_lists(means, quats, scales, opacities, camera)
+        image = _Composite.apply(means2d, conics, opacities, _dc_colors(sh[:, 0]), offsets, ids, bg, camera.width,
+                                 camera.height)
+        return RenderResult(image=image, alpha=None)

@@ -1,12 +1,13 @@
-"""What every render backend takes and gives: the result type, the errors, and the input checks."""
+"""What every renderer returns, the interface they share, their errors, and the input checks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from realtime.camera import Camera
 from realtime.render.sh import MAX_SH_DEGREE, sh_degree_for
 
 
@@ -20,13 +21,44 @@ class BackendUnavailable(RuntimeError):
 
 @dataclass
 class RenderResult:
-    """image: (H, W, 3) float32 RGB in [0, 1]; alpha: (H, W) float32 coverage (1 - transmittance) or None.
+    """One picture, as arrays of the renderer that drew it (NumPy arrays, or torch tensors on its device).
 
-    The CPU backend gives NumPy arrays; `GsplatRenderer.render_tensors` gives torch tensors on the GPU.
+    image: (H, W, 3) float32 RGB, in [0, 1] except from differentiable renderers (not clamped there, so that
+    gradients pass at both ends); alpha: (H, W) float32 coverage (1 - transmittance), or None when not asked.
     """
 
     image: Any
     alpha: Any | None
+
+    def numpy(self) -> RenderResult:
+        """The same picture as NumPy arrays (copied off the device, and detached, where they are tensors)."""
+        return RenderResult(image=_numpy(self.image), alpha=None if self.alpha is None else _numpy(self.alpha))
+
+
+class Renderer(Protocol):
+    """Draws N 3D Gaussians seen by a camera; built once, `render` once per frame (or training step).
+
+    backend: the render backend it serves, 'cpu' or 'cuda'. device: where it computes, a torch device name
+    ('cpu', 'cuda', 'cuda:1', ...); the deformer that feeds it runs there too. differentiable: whether `render`
+    keeps torch's autograd graph from the inputs to the image.
+    """
+
+    backend: str
+    device: str
+    differentiable: bool
+
+    def as_input(self, value: Any) -> Any:
+        """`value` (a NumPy array or a tensor anywhere) as the float32 array that `render` takes as it is: a NumPy
+        array for the CPU renderer, a torch tensor on `device` for the others (convert per-avatar constants
+        once, not every frame)."""
+        ...
+
+    def render(self, means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
+               sh_degree: int | None = None, background: Any = (0.0, 0.0, 0.0), antialiased: bool = False,
+               with_alpha: bool = False) -> RenderResult:
+        """Draw N Gaussians (the arguments as `realtime.render.render` takes them); RenderError for inputs it
+        cannot draw."""
+        ...
 
 
 def check_inputs(means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, sh_degree: int | None,
@@ -61,6 +93,11 @@ def check_inputs(means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, s
     if bg.shape != (3,) or not np.all(np.isfinite(bg)):
         raise RenderError(f"background must be 3 finite numbers (RGB in [0, 1]), got {background!r}")
     return degree, bg
+
+
+def _numpy(value: Any) -> np.ndarray:
+    """A NumPy array, or a torch tensor anywhere copied to one."""
+    return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:

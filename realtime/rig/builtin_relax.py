@@ -1,0 +1,69 @@
+"""The photo's expression taken out of the built-in rig's template: the mouth brought to rest.
+
+The template is MediaPipe's landmarks on a real photo, and the photo (skimage's astronaut) smiles with parted
+lips. A rig's zero must be a neutral face (a neutral person then drives a neutral avatar, and a builder can
+measure a portrait's own expression against it), so before the head is built around the landmarks the mouth is
+relaxed:
+
+* the inner lips meet along a level line at the height of the stomion (midway between the middles of the
+  inner lips), NEUTRAL_LIP_GAP apart so that no triangle collapses; the outer lip contours follow their inner
+  ones, so the lips keep their thickness;
+* the mouth corners come to that height, and the lips narrow about the middle of the mouth until the corners
+  are NEUTRAL_MOUTH_WIDTH apart, an adult mean (as the inter-pupillary distance of the metric transform is);
+* the skin around follows by the expression shapes' biharmonic spreading, nose, eyes and brows held still.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from realtime.face import landmark_ids as mp_ids
+from realtime.face import topology as topo
+from realtime.rig.builtin_expressions import LID_GAP, Shape, SurfaceSolver
+from realtime.rig.builtin_head import HeadMesh
+
+NEUTRAL_MOUTH_WIDTH = 0.050  # m between the mouth corners (cheilion to cheilion) of a relaxed adult mouth
+NEUTRAL_LIP_GAP = LID_GAP    # m between the closed inner lips
+RELAX_RADIUS = 0.04          # m of skin around the lips that follows them
+
+
+def rest_mouth(points: np.ndarray) -> np.ndarray:
+    """(K,) landmark ids and (K, 3) their positions with the mouth at rest (see the module doc).
+
+    points: (478, 3) landmarks in rig space (metres, x across the face); the ids are the lip contours'."""
+    g = topo.groups()
+    upper_in, lower_in = g["lip_upper_inner"], g["lip_lower_inner"]
+    upper_out, lower_out = g["lip_upper_outer"], g["lip_lower_outer"]
+    if not (len(upper_in) == len(lower_in) == len(upper_out) == len(lower_out)):
+        raise ValueError("the lip contours must pair up column by column, got lengths "
+                         f"{[len(c) for c in (upper_in, lower_in, upper_out, lower_out)]}")
+    corners = [mp_ids.RIGHT_MOUTH_CORNER, mp_ids.LEFT_MOUTH_CORNER]
+    stomion = 0.5 * (points[13, 1] + points[14, 1])
+    middle_x = points[corners, 0].mean()
+    narrow = NEUTRAL_MOUTH_WIDTH / abs(points[corners[1], 0] - points[corners[0], 0])
+    target = {}
+    for inner, outer, side in ((upper_in, upper_out, 1.0), (lower_in, lower_out, -1.0)):
+        rise = stomion + side * 0.5 * NEUTRAL_LIP_GAP - points[inner, 1]        # (C,) each column's move
+        rise[[0, -1]] = stomion - points[inner[[0, -1]], 1]                     # the inner corners meet
+        for ids, dy in ((inner, rise), (outer, rise)):
+            moved = points[ids].copy()
+            moved[:, 0] = middle_x + narrow * (moved[:, 0] - middle_x)
+            moved[:, 1] += dy
+            target.update(zip(ids.tolist(), moved))
+    for c in corners:  # the outer corners at the lips' meeting height
+        target[c] = target[c] * [1.0, 0.0, 1.0] + [0.0, stomion, 0.0]
+    ids = np.array(sorted(target), dtype=np.int64)
+    return ids, np.array([target[i] for i in ids])
+
+
+def relax_mouth(head: HeadMesh) -> np.ndarray:
+    """(478, 3) the landmark vertices of `head` (built around the photo's landmarks) with the mouth at rest:
+    the lip contours placed by `rest_mouth`, the skin within RELAX_RADIUS following smoothly."""
+    v = head.vertices
+    g = topo.groups()
+    ids, target = rest_mouth(v[:mp_ids.N_LANDMARKS])
+    still = np.concatenate([g["eye_left"], g["eye_right"], g["brow_left"], g["brow_right"],
+                            np.asarray(mp_ids.NOSE, np.int64)])
+    shape = Shape(handles=ids, moves=target - v[ids], pinned=np.setdiff1d(still, ids), radius=RELAX_RADIUS)
+    field = SurfaceSolver(head).field(shape)
+    return v[:mp_ids.N_LANDMARKS] + field[:mp_ids.N_LANDMARKS]
