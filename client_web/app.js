@@ -1,10 +1,11 @@
 // Browser client of the realtime avatar server: plain JS, no build step.
 // Pages: index.html (send your camera, watch, stats, controls) and view.html
-// (the bare avatar video for OBS / call software). The signaling protocol and the
-// latency stamp are documented in realtime/stream/signaling.py and latency.py.
+// (the bare avatar video for OBS / call software). The signaling protocol and how
+// capture times travel beside the frames are documented in realtime/stream/signaling.py
+// and latency.py; frametimes.js (loaded first) matches shown frames with them.
 'use strict';
 
-const params = new URLSearchParams(typeof location !== 'undefined' ? location.search : '');
+const params = new URLSearchParams(location.search);
 const token = params.get('token');
 
 function serverUrl(path, protocol) {
@@ -14,54 +15,18 @@ function serverUrl(path, protocol) {
   return url.href;
 }
 
-// ---- latency stamp (see realtime/stream/latency.py) -------------------------
-const STAMP_BITS = 32;
-const STAMP_SAMPLE_ROWS = [7, 13];   // rows 0..3 of the strip are a guard, the blocks fill rows 4..15
-
-function crc8(bytes) {
-  let crc = 0;
-  for (const b of bytes) {
-    crc ^= b;
-    for (let i = 0; i < 8; i++) crc = crc & 0x80 ? ((crc << 1) ^ 0x07) & 0xff : (crc << 1) & 0xff;
-  }
-  return crc ^ 0x55;
-}
-
-// rgba: the strip's RGBA pixels (rows x width). Returns the stamp or null.
-function decodeStamp(rgba, width, rows) {
-  const bw = Math.floor(width / STAMP_BITS);
-  if (bw < 4) return null;
-  const lo = bw >> 2, hi = Math.max(lo + 1, (3 * bw) >> 2);
-  const [r0, r1] = STAMP_SAMPLE_ROWS;
-  let stamp = 0, check = 0;
-  for (let i = 0; i < STAMP_BITS; i++) {
-    let sum = 0, n = 0;
-    for (let y = r0; y < r1; y++) {
-      for (let x = i * bw + lo; x < i * bw + hi; x++) {
-        const p = (y * width + x) * 4;
-        sum += rgba[p] + rgba[p + 1] + rgba[p + 2];
-        n += 3;
-      }
-    }
-    const bit = sum / n > 127.5 ? 1 : 0;
-    if (i < 24) stamp = stamp * 2 + bit; else check = check * 2 + bit;
-  }
-  return crc8([stamp >> 16, (stamp >> 8) & 0xff, stamp & 0xff]) === check ? stamp : null;
-}
-
 // ---- one session with the server -------------------------------------------
 // options: {role: 'viewer'|'sender', video: <video>, stream (sender's camera),
 //           onStats(msg), onStatus(text, isError), onFrame(info)}
 class AvatarSession {
   constructor(options) {
     this.opt = options;
-    this.stampRows = 16;
+    this.frameTimes = new FrameTimes();
     this.frames = 0;
-    this.stamps = 0;
     this.fps = 0;
+    this.size = null;            // {width, height} of the last shown frame
+    this.keyframeAsks = 0;       // the decoder's PLI + FIR count, from getStats
     this.closed = false;
-    this.canvas = document.createElement('canvas');
-    this.ctx = this.canvas.getContext('2d', { willReadFrequently: true });
   }
 
   status(text, isError) { if (this.opt.onStatus) this.opt.onStatus(text, !!isError); }
@@ -116,7 +81,6 @@ class AvatarSession {
 
   async onSignal(msg) {
     if (msg.type === 'answer') {
-      this.stampRows = msg.stamp_rows || this.stampRows;
       await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
     } else if (msg.type === 'error') {
       this.status('server: ' + msg.message, true);
@@ -127,7 +91,8 @@ class AvatarSession {
   }
 
   onChannel(msg) {
-    if (msg.type === 'ping') this.send({ type: 'pong', t: msg.t });
+    if (msg.type === 'frame') this.echo(this.frameTimes.announce(msg.pts, msg.capture_ms));
+    else if (msg.type === 'ping') this.send({ type: 'pong', t: msg.t });
     else if (msg.type === 'stats' && this.opt.onStats) this.opt.onStats(msg);
     else if (msg.type === 'error') this.status('server: ' + msg.message, true);
   }
@@ -136,33 +101,45 @@ class AvatarSession {
     if (this.channel && this.channel.readyState === 'open') this.channel.send(JSON.stringify(msg));
   }
 
-  // Called once per presented video frame: read the stamp, echo it, count the frame.
+  // Called once per presented video frame: count it and match it (by its RTP timestamp) with its capture time.
   onVideoFrame(now, meta) {
     if (this.closed) return;
-    const video = this.opt.video;
-    const w = meta.width, h = meta.height, rows = this.stampRows;
-    if (w && h > rows) {
-      if (this.canvas.width !== w || this.canvas.height !== rows) {
-        this.canvas.width = w;
-        this.canvas.height = rows;
-      }
-      this.ctx.drawImage(video, 0, h - rows, w, rows, 0, 0, w, rows);
-      const stamp = decodeStamp(this.ctx.getImageData(0, 0, w, rows).data, w, rows);
-      if (stamp !== null) {
-        this.stamps++;
-        this.send({ type: 'stamp', stamp, held_ms: Math.max(0, performance.now() - now) });
-      }
-      this.frames++;
-      if (this.opt.onFrame) this.opt.onFrame({ width: w, height: h - rows });
+    this.frames++;
+    this.size = { width: meta.width, height: meta.height };
+    if (meta.rtpTimestamp !== undefined) {
+      this.echo(this.frameTimes.shown(meta.rtpTimestamp, { display: meta.expectedDisplayTime }));
     }
-    video.requestVideoFrameCallback((t, m) => this.onVideoFrame(t, m));
+    if (this.opt.onFrame) this.opt.onFrame(this.size);
+    this.opt.video.requestVideoFrameCallback((t, m) => this.onVideoFrame(t, m));
   }
 
-  report() {
+  // Echo the capture time of each frame now matched; held_ms runs from its expected display time.
+  echo(resolved) {
+    for (const [token, captureMs] of resolved) {
+      this.send({ type: 'shown', capture_ms: captureMs, held_ms: performance.now() - token.display });
+    }
+  }
+
+  async report() {
     const now = performance.now();
     if (this.lastReport) this.fps = (this.frames - this.lastReport.frames) * 1000 / (now - this.lastReport.t);
     this.lastReport = { frames: this.frames, t: now };
-    this.send({ type: 'client', frames: this.frames, fps: Math.round(this.fps * 100) / 100 });
+    const counters = { type: 'client', frames: this.frames, fps: Math.round(this.fps * 100) / 100,
+                       matched: this.frameTimes.matched };
+    this.send(this.size ? Object.assign(counters, this.size) : counters);
+    await this.askForKeyframe();
+  }
+
+  // Every viewer shares one encoded stream, and the server cannot see this decoder's RTCP keyframe requests
+  // (PLI/FIR): when the browser sent new ones, ask on the data channel as well.
+  async askForKeyframe() {
+    if (!this.pc || this.pc.connectionState !== 'connected') return;
+    let asks = 0;
+    (await this.pc.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') asks += (s.pliCount || 0) + (s.firCount || 0);
+    });
+    if (asks > this.keyframeAsks) this.send({ type: 'keyframe' });
+    this.keyframeAsks = asks;
   }
 
   control(action, fields) { this.send(Object.assign({ type: 'control', action }, fields || {})); }
@@ -175,7 +152,7 @@ class AvatarSession {
   }
 }
 
-// Crop the stamp strip: the stage shows the picture's aspect ratio and hides the rest.
+// The stage takes the picture's aspect ratio.
 function fitStage(stage, width, height) {
   stage.style.setProperty('--ar', width / height);
 }
@@ -274,8 +251,4 @@ function initMainPage() {
   if (auto === 'sender' || auto === 'viewer') start(auto);
 }
 
-if (typeof document !== 'undefined') {
-  if (document.body.dataset.page === 'view') initViewPage(); else initMainPage();
-} else if (typeof module !== 'undefined') {
-  module.exports = { crc8, decodeStamp };   // for the stamp decoder's test under node
-}
+if (document.body.dataset.page === 'view') initViewPage(); else initMainPage();

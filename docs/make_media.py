@@ -1,6 +1,6 @@
 """Make the README's pictures of the demo avatar: a still (PNG) and a turn-and-expression clip (GIF).
 
-    python docs/make_media.py [--size 192]
+    .venv/bin/python docs/make_media.py [--size 192]     (the project installed, e.g. by `make setup`)
 
 Writes docs/media/demo_still.png and docs/media/demo_tour.gif (the demo avatar is built on first use).
 """
@@ -8,19 +8,17 @@ Writes docs/media/demo_still.png and docs/media/demo_tour.gif (the demo avatar i
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from realtime.app.library import resolve_avatar
+from realtime.deform.reference import deform
+from realtime.render import render
+from realtime.rig.model import RigParams
 
-from realtime.deform.reference import deform  # noqa: E402
-from realtime.app.library import resolve_avatar  # noqa: E402
-from realtime.render import render  # noqa: E402
-from realtime.rig.model import RigParams  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bump(n: int) -> np.ndarray:

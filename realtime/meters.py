@@ -45,7 +45,9 @@ class ProducerStats:
     over recent frames (empty when the producer does not time stages).
     Avatar producers only (None or empty for others): dropped_params: rig parameter sets replaced before they
     were drawn; faces_lost: tracked camera frames without a face; avatar: the avatar drawn; avatars: the names a
-    viewer may switch to; backend: the renderer (``"cpu"`` or ``"cuda"``).
+    viewer may switch to; backend: the renderer (``"cpu"`` or ``"cuda"``); render_error: the last error drawing a
+    frame raised (``"<type>: <message>"``; a GPU renderer that failed is replaced by the CPU one, and ``backend``
+    then says ``"cpu"``), None while none has.
     """
 
     frames: int
@@ -63,3 +65,4 @@ class ProducerStats:
     avatar: str | None = None
     avatars: tuple[str, ...] = ()
     backend: str | None = None
+    render_error: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from realtime.render import Renderer, get_renderer
 from realtime.rig.model import RigParams
 
 # The deformation backend that feeds each render backend: numba's CPU hot path beside the CPU renderer; beside
-# gsplat, deform's own pick on CUDA (the CuPy kernels, torch where CuPy is missing).
+# gsplat, deform's own pick on CUDA (the CuPy kernels, torch where CuPy is missing or cannot compile).
 DEFORMER_FOR = {"cpu": "numba", "cuda": "auto"}
 
 
@@ -24,14 +25,39 @@ def lap(timings: dict[str, float], stage: str, start: float) -> float:
     return now
 
 
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float in [0, 1] → (H, W, 3) uint8, rounded."""
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+def stage_end(device: str) -> Callable[[], None]:
+    """What ends a stage on `device` before its lap is taken: on a CUDA device, waiting for the work queued on its
+    current stream (a launch returns before the GPU has done the work, so a lap taken at once would time only the
+    launch); on the CPU, nothing (the work is done when the call returns)."""
+    if not device.startswith("cuda"):
+        return lambda: None
+    import torch
+
+    return lambda: torch.cuda.current_stream(device).synchronize()
+
+
+def to_uint8(image: Any) -> np.ndarray:
+    """(H, W, 3) float picture in [0, 1] → (H, W, 3) uint8 NumPy array, rounded; from a NumPy array, or from a torch
+    tensor converted where it lies: on a CUDA device, there, then copied once into pinned host memory and waited
+    for (the array holds its block of torch's pinned-memory cache until it is dropped, so a picture handed on is
+    never overwritten by the next)."""
+    if not hasattr(image, "detach"):
+        return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    import torch
+
+    pixels = image.detach().clamp(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8)  # the NumPy path's rounding
+    if not pixels.is_cuda:
+        return pixels.numpy()
+    host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
+    host.copy_(pixels, non_blocking=True)
+    torch.cuda.current_stream(pixels.device).synchronize()
+    return host.numpy()
 
 
 def drawing_backends(backend: str = "auto") -> tuple[str, Renderer]:
     """The deformation backend and the renderer that draw together for a backend name ('auto', 'cpu' or 'cuda';
-    'auto' is 'cuda' only where it can run, see `realtime.render.resolve_backend`). The deformer is to run on
+    'auto' is 'cuda' only where gsplat can draw, see `realtime.render.resolve_backend`: picking it loads, and the
+    first time on a machine builds, gsplat's CUDA extension and draws one tiny picture). The deformer is to run on
     `renderer.device`, so that its outputs reach the renderer without a copy."""
     renderer = get_renderer(backend)
     return DEFORMER_FOR[renderer.backend], renderer
@@ -41,7 +67,9 @@ class AvatarPainter:
     """Deform and render one avatar from one camera: rig parameters in, an RGB picture out.
 
     backend: 'cpu' (the numba deformation + the CPU splatter), 'cuda' (CuPy kernels + gsplat) or 'auto'
-    (see `drawing_backends`). background: RGB in [0, 1].
+    (see `drawing_backends`; the CUDA path is warmed up here, not on the first frame). background: RGB in [0, 1].
+    After building, `backend` is the render backend that draws and `deformer_backend` the deformation backend
+    that feeds it ('numba', 'cupy', or 'torch' where the CuPy kernels cannot run).
     """
 
     def __init__(self, avatar: Avatar, camera: Camera, backend: str = "auto",
@@ -52,16 +80,20 @@ class AvatarPainter:
         deformer_backend, self._renderer = drawing_backends(backend)
         self.backend = self._renderer.backend
         self._deformer = make_deformer(avatar, backend=deformer_backend, device=self._renderer.device)
+        self.deformer_backend = self._deformer.backend
+        self._end_stage = stage_end(self._renderer.device)
         self._opacities = self._renderer.as_input(avatar.opacities)
         self._sh = self._renderer.as_input(avatar.sh)
 
     def draw(self, params: RigParams, timings: dict[str, float]) -> np.ndarray:
-        """(H, W, 3) uint8 picture of the avatar posed by `params`; records 'deform' and 'render' in `timings`."""
+        """(H, W, 3) uint8 picture of the avatar posed by `params`; records 'deform' and 'render' in `timings`, each
+        until its work is done on the device (not only launched)."""
         start = time.perf_counter()
         g = self._deformer.deform(params)
+        self._end_stage()
         start = lap(timings, "deform", start)
         result = self._renderer.render(g.means, g.quats, g.scales, self._opacities, self._sh, self.camera,
                                        background=self.background)
-        image = to_uint8(result.numpy().image)
+        image = to_uint8(result.image)
         lap(timings, "render", start)
         return image

@@ -18,6 +18,7 @@ Two shapes of the same loop:
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
@@ -32,6 +33,8 @@ from realtime.mailbox import Latest
 from realtime.meters import FpsMeter, ProducerStats
 from realtime.painter import AvatarPainter
 from realtime.rig.model import RigParams
+
+log = logging.getLogger(__name__)
 
 NEW_CAMERA_GAP_NS = 2_000_000_000
 
@@ -74,6 +77,7 @@ class LivePipeline:
         self.faces_lost = 0
         self.recalibrations = 0
         self.inputs = 0
+        self.render_error: str | None = None  # the last error drawing a frame raised
         self._input_size: tuple[int, int] | None = None
         self.last_input_ns = 0  # capture time of the newest camera frame pushed in
 
@@ -172,13 +176,35 @@ class LivePipeline:
                 self.painter, self._new_painter = self._new_painter, None
             params, capture_ns, timings = item
             params.shape = self.painter.avatar.shape.astype(np.float32)  # the avatar's identity, not the driver's
-            image = self.painter.draw(params, timings)
+            image = self._draw(params, timings)
+            if image is None:
+                continue
             with self._out_cond:
                 index = 0 if self._output is None else self._output.index + 1
                 self._output = OutputFrame(image, capture_ns, timings, index)
                 self._recent.append(timings)
                 self._fps.tick()
                 self._out_cond.notify_all()
+
+    def _draw(self, params: RigParams, timings: dict[str, float]) -> np.ndarray | None:
+        """The painter's picture. When drawing raises, the error is logged (each new one once) and kept for
+        `stats`; a GPU painter is then replaced by a CPU one for the same avatar, camera and background, which
+        draws this frame and the next (so a stream never freezes on a failed GPU path); a CPU painter's failed frame
+        is dropped (None) and the loop goes on."""
+        try:
+            return self.painter.draw(params, timings)
+        except Exception as error:  # noqa: BLE001 - whatever the deformer or the renderer raised
+            message = f"{type(error).__name__}: {error}"
+            failed = self.painter
+            if failed.backend != "cpu":
+                log.exception("the %s backend failed to draw a frame; falling back to the CPU renderer", failed.backend)
+                self.render_error = message
+                self.painter = AvatarPainter(failed.avatar, failed.camera, backend="cpu", background=failed.background)
+                return self._draw(params, timings)
+            if message != self.render_error:
+                log.exception("drawing a frame failed; dropping it (further frames that fail so are not logged)")
+            self.render_error = message
+            return None
 
     # -- outputs -----------------------------------------------------------------------------------------
     def wait_frame(self, after: int = -1, timeout: float | None = None) -> OutputFrame | None:
@@ -219,4 +245,5 @@ class LivePipeline:
             avatar=painter.avatar.name,
             avatars=self._avatar_names,
             backend=painter.backend,
+            render_error=self.render_error,
         )

@@ -13,8 +13,9 @@ __all__ = ["chromium", "needs_chromium", "pages_reported", "sessions_by_role", "
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 
 
-def pages_reported(stats: dict, roles: tuple[str, ...], frames: int, stamps: int) -> bool:
-    """Whether each page in `roles` reported at least `frames` decoded frames and `stamps` latency stamps."""
+def pages_reported(stats: dict, roles: tuple[str, ...], frames: int, shown: int) -> bool:
+    """Whether each page in `roles` reported at least `frames` shown frames and echoed the capture times of
+    `shown` of them (the server's glass-to-glass samples for that page)."""
     by_role = sessions_by_role(stats)
     return all(role in by_role and (by_role[role]["client"] or {}).get("frames", 0) >= frames
-               and by_role[role]["glass_to_glass_ms"]["count"] >= stamps for role in roles)
+               and by_role[role]["glass_to_glass_ms"]["count"] >= shown for role in roles)

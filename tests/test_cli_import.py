@@ -4,9 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 
 from flame_files import flame_sized_rig, random_ga_columns, write_flame_param, write_flame_pickle, write_ga_ply
+from realtime.app.motions import still
 from realtime.avatar.native import load_avatar
+from realtime.painter import AvatarPainter
 from realtime.rig.teeth import add_teeth
 
 
@@ -44,7 +47,12 @@ def test_import_then_info_and_render(tmp_path):
     png = tmp_path / "still.png"
     done = _realtime("render", "--avatar", str(out), "--driver", "still", "--out", str(png), "--size", "64", "--quiet")
     assert done.returncode == 0, done.stderr
-    assert png.stat().st_size > 100
+    picture = np.asarray(Image.open(png).convert("RGB"))
+    assert picture.shape == (64, 64, 3)
+    assert (picture.max(axis=2) > 8).mean() > 0.02, "the rendered PNG shows no avatar"
+    painter = AvatarPainter(avatar, avatar.camera.resized(64, 64), backend="cpu")
+    expected = painter.draw(still(avatar.rig, avatar.shape).frames[0], {})
+    assert np.abs(picture.astype(int) - expected.astype(int)).max() <= 1, "the CLI's PNG is not the avatar's render"
 
 
 def test_import_of_something_that_is_not_flame_says_what_was_expected(tmp_path):

@@ -1,9 +1,12 @@
-"""The CuPy kernels on a real CUDA device: parity with the NumPy reference, zero-copy outputs, streams.
+"""The CuPy kernels on a real CUDA device: parity with the NumPy reference, zero-copy outputs, streams, and
+`auto` building them (no fallback to torch) where CuPy is installed.
 
 GPU-marked: skipped without CUDA (tests/conftest.py), and without CuPy.
 """
 
+import gc
 import importlib.util
+import logging
 
 import numpy as np
 import pytest
@@ -91,3 +94,32 @@ def test_frames_queued_on_a_side_stream_without_host_sync():
 def test_cupy_backend_runs_on_cuda_only():
     with pytest.raises(ValueError, match="runs on CUDA devices"):
         make_deformer(avatar_on("builtin-like", 20_000), "cupy", device="cpu")
+
+
+def test_auto_builds_the_cupy_kernels_here(caplog):
+    with caplog.at_level(logging.WARNING, logger="realtime.deform"):
+        deformer = make_deformer(avatar_on("builtin-like", 20_000), "auto", device="cuda")
+    assert deformer.backend == "cupy", caplog.text
+
+
+def test_a_freed_deformer_keeps_its_buffers_until_its_side_stream_is_done():
+    """A frame queued on a side stream behind a long wait, its outputs copied there; the deformer is freed and
+    tensors of its buffers' sizes are allocated and filled on the default stream before the wait ends. They must
+    not get the buffers the queued frame still reads and writes (Tensor.record_stream in the deformer)."""
+    avatar = avatar_on("builtin-like", 20_000)
+    params = random_params(avatar, seed=7, angle=0.5)
+    deformer = make_deformer(avatar, "cupy")
+    sizes = [t.numel() for t in deformer.buffers.values()]
+    torch.cuda.synchronize()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        torch.cuda._sleep(500_000_000)  # GPU clock cycles: a wait long enough for the host to run ahead
+        out = deformer.deform(params)
+        copies = {name: getattr(out, name).clone() for name in ("means", "quats", "scales", "vertices")}
+    del deformer, out
+    gc.collect()
+    clobber = [torch.full((n,), float("nan"), device="cuda") for n in sizes]
+    stream.synchronize()
+    torch.cuda.synchronize()
+    assert_float32_parity(as_numpy(copies), avatar, params)
+    assert all(torch.isnan(t).all() for t in clobber)

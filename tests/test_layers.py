@@ -1,6 +1,6 @@
 """The house drawn from its imports: imports run one way, from the command line down to the leaves.
 
-Every import in `realtime/` and `benchmarks/` (module level or inside a function) is read from the source
+Every import in `realtime/`, `benchmarks/` and `docs/` (module level or inside a function) is read from the source
 with `ast`, and checked against the layers below: a module may import its own package and any lower layer,
 never a higher layer or a sibling of its own layer, and the module graph has no circle. No module edits
 `sys.path`.
@@ -28,7 +28,7 @@ LAYERS = (
     ("realtime.pipeline",),
     ("realtime.stream",),
     ("realtime.app",),
-    ("benchmarks",),
+    ("benchmarks", "docs"),
     ("realtime.app.cli",),  # the command line runs everything, the benchmarks included
 )
 
@@ -41,7 +41,7 @@ def _module_name(path: Path) -> str:
 
 
 def _sources() -> dict[str, Path]:
-    files = [*(ROOT / "realtime").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]
+    files = [*(ROOT / "realtime").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py"), *(ROOT / "docs").rglob("*.py")]
     return {_module_name(p): p for p in files if "__pycache__" not in p.parts}
 
 
@@ -61,7 +61,7 @@ def _imports(name: str, path: Path, modules: set[str]) -> list[str]:
                 base = ".".join(anchor + ([base] if base else []))
             for alias in node.names:
                 found.append(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
-    return [m for m in found if m.split(".")[0] in ("realtime", "benchmarks")]
+    return [m for m in found if m.split(".")[0] in ("realtime", "benchmarks", "docs")]
 
 
 def _graph() -> dict[str, set[str]]:

@@ -340,10 +340,9 @@ def test_bad_options_raise_clear_errors():
         render(*g, camera(), backend="vulkan")
 
 
-def test_auto_picks_cuda_only_when_a_device_works_and_gsplat_imports(monkeypatch):
-    for usable, importable, expected in [(False, True, "cpu"), (True, False, "cpu"), (True, True, "cuda")]:
-        monkeypatch.setattr(gsplat_backend, "cuda_usable", lambda u=usable: u)
-        monkeypatch.setattr(backend_module, "gsplat_importable", lambda i=importable: i)
+def test_auto_picks_cuda_only_when_gsplat_can_draw(monkeypatch):
+    for problem, expected in [("no CUDA device", "cpu"), ("gsplat's CUDA extension is missing", "cpu"), (None, "cuda")]:
+        monkeypatch.setattr(backend_module, "cuda_backend_problem", lambda p=problem: p)
         assert resolve_backend("auto") == expected
     assert resolve_backend("cpu") == "cpu"
 

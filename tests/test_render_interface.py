@@ -1,4 +1,7 @@
-"""Every renderer behind one interface; which renderer (and which deformer beside it) a backend name gets."""
+"""Every renderer behind one interface; which renderer (and which deformer beside it) a backend name gets; the
+painter's uint8 picture and its stage laps."""
+
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from realtime import painter as painter_module
 from realtime.avatar.synthetic import random_avatar
 from realtime.camera import frontal_camera
 from realtime.deform.reference import deform
-from realtime.painter import DEFORMER_FOR, AvatarPainter, drawing_backends, to_uint8
+from realtime.painter import DEFORMER_FOR, AvatarPainter, drawing_backends, stage_end, to_uint8
 from realtime.render import BACKENDS, CpuRenderer, RenderResult, get_renderer, render
 from realtime.render.torch_splat import TorchSplatter
 from realtime.rig.model import RigParams
@@ -74,3 +77,43 @@ def test_the_painter_draws_what_the_reference_deformation_and_the_renderer_draw(
                                background=(0.2, 0.1, 0.0), backend="cpu").image)
     got = painter.draw(params, {})
     assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_to_uint8_rounds_tensors_as_it_rounds_arrays():
+    image = np.random.default_rng(0).uniform(-0.2, 1.2, size=(16, 24, 3)).astype(np.float32)
+    image[0, :4, 0] = [0.5 / 255, 1.5 / 255, 254.5 / 255, 1.0]
+    expected = to_uint8(image)
+    assert expected.dtype == np.uint8 and expected.shape == (16, 24, 3)
+    with torch.inference_mode():  # as the gsplat renderer draws
+        tensor = torch.from_numpy(image.copy())
+    np.testing.assert_array_equal(to_uint8(tensor), expected)
+    np.testing.assert_array_equal(to_uint8(torch.from_numpy(image).requires_grad_()), expected)
+
+
+class FakeStream:
+    def __init__(self, device, waits, wait_s=0.0):
+        self.device, self.waits, self.wait_s = device, waits, wait_s
+
+    def synchronize(self):
+        time.sleep(self.wait_s)
+        self.waits.append(self.device)
+
+
+def test_a_stage_on_a_cuda_device_ends_when_its_stream_is_done(monkeypatch):
+    waits = []
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: FakeStream(device, waits))
+    stage_end("cuda:1")()
+    assert waits == ["cuda:1"]
+    stage_end("cpu")()
+    assert waits == ["cuda:1"]  # nothing to wait for on the CPU
+
+
+def test_the_deform_lap_lasts_until_the_device_has_done_the_work(monkeypatch):
+    """A deformer on CUDA returns once its kernels are queued; the painter's lap waits for them."""
+    waits = []
+    monkeypatch.setattr(painter_module, "stage_end", lambda device: FakeStream(device, waits, 0.05).synchronize)
+    avatar = random_avatar(synthetic_rig(), 200, seed=2)
+    painter = AvatarPainter(avatar, frontal_camera(avatar.rig.v_template.mean(0), 0.5, size=16), backend="cpu")
+    timings = {}
+    painter.draw(RigParams.neutral(avatar.rig), timings)
+    assert waits == ["cpu"] and timings["deform"] >= 50.0

@@ -63,15 +63,15 @@ def serve() -> ServerProcess:
 
 async def send_and_watch(server: ServerProcess, frames: list[np.ndarray], min_frames: int, seconds: float):
     """Send `frames` in a loop as a sender and keep the decoded avatar frames for at least `seconds` and
-    `min_frames` frames. Returns (send times, [(Received, arrival ns)], the server's stats at the end)."""
+    `min_frames` frames. Returns (send times, [Received], the server's stats at the end)."""
     track = ArrayVideoTrack(frames, FPS)
     client = PeerClient(server.ws_url, role="sender", source=track)
     try:
         await client.connect()
         got, end = [], time.monotonic() + seconds
         while len(got) < min_frames or time.monotonic() < end:
-            (frame,) = await client.receive(1, timeout=30, keep_images=True)
-            got.append((frame, time.monotonic_ns()))
+            got += await client.receive(1, timeout=30, keep_images=True)
+        await asyncio.sleep(0.2)  # the last frames' messages
         stats = await asyncio.to_thread(server.stats)
     finally:
         await client.close()
@@ -94,27 +94,26 @@ def face_measures(detector: LandmarkDetector, image: np.ndarray) -> tuple[float,
 
 def test_python_peer_sends_a_face_and_the_avatar_follows_it(faces):
     with serve() as server:
-        sent_ns, got, stats = asyncio.run(send_and_watch(server, clip(faces), min_frames=60,
-                                                         seconds=(WARM_UP + 2 * len(PHASES) * HOLD) / FPS))
-    frames = [r for r, _ in got]
+        sent_ns, frames, stats = asyncio.run(send_and_watch(server, clip(faces), min_frames=60,
+                                                            seconds=(WARM_UP + 2 * len(PHASES) * HOLD) / FPS))
     assert len(frames) >= 60
-    assert all((r.width, r.height) == (SIZE, SIZE) for r in frames)
-    # a frame whose packets were lost on a busy machine decodes with a broken stamp; most must carry theirs
-    stamped = sum(r.stamp is not None for r in frames)
-    assert stamped >= 2 / 3 * len(frames), (stamped, len(frames))
+    assert all((r.width, r.height) == (SIZE, SIZE) and r.image.shape == (SIZE, SIZE, 3) for r in frames)
+    # each frame's capture time came beside it (the messages of the last frames may not have arrived)
+    timed = sum(r.capture_ms is not None for r in frames)
+    assert timed >= 0.9 * len(frames), (timed, len(frames))
 
-    # which sent frame drove each output: the last one sent before its capture stamp (the server's arrival time)
+    # which sent frame drove each output: the last one sent before its capture time (its arrival in the server)
     judged = {name: [] for name in POSES}
     latencies = []
-    for r, arrival_ns in got:
-        if r.stamp is None:
+    for r in frames:
+        if r.capture_ms is None:
             continue
-        k = bisect.bisect_right(sent_ns, arrival_ns - r.latency_ms * 1e6) - 1
+        k = bisect.bisect_right(sent_ns, r.capture_ms * 1e6) - 1
         if k < WARM_UP:  # the tour before the camera, or the tracker still calibrating
             continue
         latencies.append(r.latency_ms)
         if k % HOLD >= SETTLE:
-            judged[PHASES[(k // HOLD) % len(PHASES)]].append(r.image[:SIZE])
+            judged[PHASES[(k // HOLD) % len(PHASES)]].append(r.image)
     assert all(len(v) >= 3 for v in judged.values()), {k: len(v) for k, v in judged.items()}
 
     # measured with the same landmark detector on the sent faces and on the avatar: a still face gives a still
@@ -142,9 +141,9 @@ def test_python_peer_sends_a_face_and_the_avatar_follows_it(faces):
     server_g2g = stats["glass_to_glass_ms"]
     assert server_g2g["count"] > 0 and 0 < server_g2g["p50"] < 2000, server_g2g
     assert 0 < p50 < 2000
-    print(f"\npython peer: {len(frames)} frames ({stamped} stamped) at {stats['fps']} fps, glass-to-glass "
-          f"p50 {p50:.0f} ms p95 {p95:.0f} ms (server's echo estimate p50 {server_g2g['p50']} ms), processing p50 "
-          f"{stats['processing_ms']['p50']} ms, stages p50 { {k: v['p50'] for k, v in stats['stages_ms'].items()} }; "
+    print(f"\npython peer: {len(frames)} frames ({timed} with their capture time) at {stats['fps']} fps, "
+          f"glass-to-glass p50 {p50:.0f} ms p95 {p95:.0f} ms (server's echo estimate p50 {server_g2g['p50']} ms), "
+          f"processing p50 {stats['processing_ms']['p50']} ms, stages p50 { {k: v['p50'] for k, v in stats['stages_ms'].items()} }; "
           f"in inter-ocular distances, mouth opening sent {sent_change[0]:.2f} seen "
           f"{np.median(seen['open'][:, 0]) - still[0]:.2f}, yaw sent {sent_change[1]:.2f} seen "
           f"{np.median(seen['turn'][:, 1]) - still[1]:.2f}")
@@ -159,7 +158,7 @@ def test_chromium_sends_a_face_camera_and_watches_the_avatar(faces, tmp_path):
         browsers = [chromium(f"{server.url}?autostart=sender", camera, tmp_path / "profile", logs[0])]
         try:
             stats = wait_for_pages(server, browsers, logs, timeout=60,
-                                   done=lambda st: pages_reported(st, ("sender",), frames=60, stamps=30))
+                                   done=lambda st: pages_reported(st, ("sender",), frames=60, shown=30))
         finally:
             stop_browsers(browsers)
     sender = sessions_by_role(stats)["sender"]
@@ -171,6 +170,8 @@ def test_chromium_sends_a_face_camera_and_watches_the_avatar(faces, tmp_path):
     assert tracked >= 30 and producer["faces_lost"] <= 0.2 * tracked, (tracked, producer)
     g2g = sender["glass_to_glass_ms"]
     assert 0 < g2g["p50"] < 2000, g2g
+    client = sender["client"]
+    assert (client["width"], client["height"]) == (SIZE, SIZE) and client["matched"] >= 0.9 * client["frames"] - 5
     print(f"\nchromium: {sender['client']['frames']} frames shown at {sender['client']['fps']} fps, "
           f"glass-to-glass p50 {g2g['p50']} ms p95 {g2g['p95']} ms, {tracked} camera frames tracked, "
           f"{producer['faces_lost']} without a face, stages p50 "

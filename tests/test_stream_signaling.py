@@ -5,7 +5,8 @@ import pytest
 
 from realtime.controls import Recalibrate, SetBackground, SwitchAvatar
 from realtime.stream.signaling import (
-    MAX_MESSAGE_BYTES, Bye, ClientCounters, Offer, Pong, SignalingError, Stamp, ack, parse_channel, parse_signal,
+    MAX_MESSAGE_BYTES, Bye, ClientCounters, KeyframeRequest, Offer, Pong, Shown, SignalingError, ack, parse_channel,
+    parse_signal,
 )
 
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
@@ -47,9 +48,13 @@ def test_size_cap_counts_bytes():
 
 def test_channel_messages_parse_into_typed_messages():
     assert parse_channel('{"type": "pong", "t": 12.5}') == Pong(12.5)
-    assert parse_channel('{"type": "stamp", "stamp": 77, "held_ms": 1.5}') == Stamp(77, 1.5)
-    assert parse_channel('{"type": "stamp", "stamp": 77}') == Stamp(77, 0.0)
+    assert parse_channel('{"type": "shown", "capture_ms": 81234.567, "held_ms": 1.5}') == Shown(81234.567, 1.5)
+    assert parse_channel('{"type": "shown", "capture_ms": 77, "held_ms": -6.5}') == Shown(77.0, -6.5)
+    assert parse_channel('{"type": "shown", "capture_ms": 77}') == Shown(77.0, 0.0)
+    assert parse_channel('{"type": "keyframe"}') == KeyframeRequest()
     assert parse_channel('{"type": "client", "frames": 60, "fps": 29.5}') == ClientCounters(60, 29.5)
+    assert parse_channel('{"type": "client", "frames": 60, "fps": 29.5, "matched": 58, "width": 512, '
+                         '"height": 512}') == ClientCounters(60, 29.5, 58, 512, 512)
     assert parse_channel('{"type": "control", "action": "recalibrate"}') == Recalibrate()
     # the colour is parsed here, once: producers get (r, g, b)
     assert parse_channel('{"type": "control", "action": "background", "color": "#00FF7f"}') == SetBackground(
@@ -70,11 +75,16 @@ def test_a_background_colour_out_of_range_is_refused(rgb):
 
 
 @pytest.mark.parametrize("raw, message", [
-    ('{"type": "stamp", "stamp": -1}', "integer in"),
-    ('{"type": "stamp", "stamp": 16777216}', "integer in"),
-    ('{"type": "stamp", "stamp": 1.5}', "integer in"),
-    ('{"type": "stamp", "stamp": true}', "integer in"),
-    ('{"type": "stamp", "stamp": 5, "held_ms": -3}', '"held_ms" must be a number'),
+    ('{"type": "shown"}', '"capture_ms" must be a number'),
+    ('{"type": "shown", "capture_ms": -1}', '"capture_ms" must be a number in'),
+    ('{"type": "shown", "capture_ms": "12"}', '"capture_ms" must be a number'),
+    ('{"type": "shown", "capture_ms": true}', '"capture_ms" must be a number'),
+    ('{"type": "shown", "capture_ms": 5, "held_ms": -3000}', '"held_ms" must be a number'),
+    ('{"type": "shown", "capture_ms": 5, "held_ms": null}', '"held_ms" must be a number'),
+    ('{"type": "stamp", "stamp": 5}', "unknown data channel message type 'stamp'"),
+    ('{"type": "client", "frames": 3, "fps": 3, "matched": -1}', '"matched" must be an integer'),
+    ('{"type": "client", "frames": 3, "fps": 3, "width": 1.5}', '"width" must be an integer'),
+    ('{"type": "client", "frames": 3, "fps": 3, "height": "tall"}', '"height" must be an integer'),
     ('{"type": "pong"}', '"t" must be a number'),
     ('{"type": "client", "frames": "many", "fps": 3}', '"frames" must be a number'),
     ('{"type": "control", "action": "reboot"}', '"action" must be one of recalibrate, background, avatar'),

@@ -69,6 +69,38 @@ def test_given_camera_gives_parameters_in_its_world():
     np.testing.assert_allclose(result.params.translation, truth.translation, atol=3e-3)
 
 
+def test_a_view_carries_head_motion_since_calibration_into_its_camera():
+    from realtime.camera import rig_to_opencv
+    from realtime.geometry import axis_angle_to_matrix
+
+    rig = face_like_rig()
+    cam = camera()
+    rest = pose(rig, seed=6, rotation=np.array([0.25, 0.1, -0.05]))
+    # the avatar's camera sees its rig pitched and rolled (a portrait's head pose)
+    view = rig_to_opencv()[:3, :3] @ axis_angle_to_matrix(np.array([0.3, 0.05, -0.08]))
+    tracker = Tracker(rig, detector=object(), camera=cam, settings=RAW, view=view)
+    for k in range(3):
+        calm = tracker.track_landmarks(observe(rig, rest, cam), k / 30, (512, 512)).params
+    np.testing.assert_allclose(calm.rotation, 0.0, atol=2e-3)   # the calibration pose is the avatar's rest
+    np.testing.assert_allclose(calm.translation, 0.0, atol=1e-3)
+    turn = axis_angle_to_matrix(np.array([0.0, 0.4, 0.0]))       # a yaw about the camera's vertical axis
+    moved = replace(rest, rotation=np.asarray(_axis_angle(turn @ axis_angle_to_matrix(rest.rotation))),
+                    translation=rest.translation + np.array([0.02, 0.0, 0.0]))
+    out = tracker.track_landmarks(observe(rig, moved, cam), 0.2, (512, 512)).params
+    cam_r = cam.viewmat[:3, :3]
+    seen_by_avatar = view @ axis_angle_to_matrix(np.asarray(out.rotation, np.float64)) @ view.T
+    assert rotation_error_deg(_axis_angle(seen_by_avatar), _axis_angle(cam_r @ turn @ cam_r.T)) < 1.0
+    np.testing.assert_allclose(view @ out.translation, cam_r @ [0.02, 0.0, 0.0], atol=2e-3)
+    # the output projects back onto the landmarks it came from
+    np.testing.assert_allclose(tracker.project(out), observe(rig, moved, cam)[tracker.basis.ids], atol=1.0)
+
+
+def _axis_angle(matrix):
+    from realtime.geometry import matrix_to_axis_angle
+
+    return matrix_to_axis_angle(np.asarray(matrix, np.float64))
+
+
 def test_no_face_holds_then_eases_to_neutral():
     rig = face_like_rig()
     truth = pose(rig, seed=2)

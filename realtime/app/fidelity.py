@@ -4,7 +4,8 @@ drove, and each face signal (``realtime.face.signals``) of the avatar is compare
 Per signal: Pearson r over the frames where both show a face, and amplitude, the avatar's 5-95 % spread over the
 driver's (1: the avatar moves as far as the person). Signals the driver hardly moves (standard deviation below
 EXERCISED) are left out: their correlation would measure noise. `signal_range` gives the avatar's own reach
-(for a scripted tour: how far it can close its lips, open its eyes, widen its mouth).
+(for a scripted tour: how far it can close its lips, open its eyes, widen its mouth). `render_motion` makes
+driving clips of known motion from any avatar (`other_identity` gives the demo avatar another head shape).
 """
 
 from __future__ import annotations
@@ -123,3 +124,27 @@ def transfer_report(driver_points: np.ndarray, avatar_points: np.ndarray) -> Tra
     return TransferReport(signals=compare(driver, avatar), driver=driver, avatar=avatar,
                           driver_faces=faces(driver_points), avatar_faces=faces(avatar_points),
                           frames=min(len(driver_points), len(avatar_points)))
+
+
+def render_motion(avatar, motion, path: str | Path, size: int = 256, backend: str = "cpu") -> Path:
+    """Write `motion` (realtime.app.motions.Motion) of `avatar` seen by its camera at size x size as an H.264 MP4
+    at the motion's frame rate. Returns the path."""
+    from realtime.app.offline import Mp4Writer
+    from realtime.painter import AvatarPainter
+    from realtime.pipeline import drive
+
+    painter = AvatarPainter(avatar, avatar.camera.resized(size, size), backend=backend)
+    with Mp4Writer(Path(path), size, size, motion.fps) as writer:
+        for frame in drive(motion.frames, painter):
+            writer.write(frame.image)
+    return Path(path)
+
+
+def other_identity(avatar, seed: int = 1, spread: float = 1.5):
+    """`avatar` with another head shape: its identity coefficients plus `spread` times a random unit-normal
+    draw per identity shape (seeded), so a clip of it shows a face the avatar's own rig has not been fitted to."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    shape = np.asarray(avatar.shape, np.float32) + spread * rng.standard_normal(len(avatar.shape)).astype(np.float32)
+    return replace(avatar, shape=shape, name=f"{avatar.name}-identity{seed}")

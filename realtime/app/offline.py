@@ -6,7 +6,11 @@ at the driver's frame rate, so input and output compare frame by frame.
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
 import av
 import numpy as np
 
@@ -21,29 +25,55 @@ from realtime.track.video import track_video
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
 
-def load_driver(spec: str, avatar: Avatar, progress: bool = False) -> tuple[list[RigParams], float]:
-    """Resolve a driver spec to (one RigParams per output frame, fps).
+@dataclass
+class Driving:
+    """frames: one RigParams per output frame; fps: their rate; faceless: how many frames of a face video had no
+    face (None for drivers that are not videos)."""
+
+    frames: list[RigParams]
+    fps: float
+    faceless: int | None = None
+
+
+def load_driver(spec: str, avatar: Avatar, progress: bool = False) -> Driving:
+    """Resolve a driver spec to the frames that drive `avatar`.
 
     spec: a built-in name (still, turntable, tour), a parameter file (.npz, as `realtime track` writes),
     or a face video (tracked frame by frame with the avatar's rig, the head's turns carried into the avatar's
-    camera). Tracked parameters drive the avatar's own identity: their `shape` (the driving person's) is replaced
-    by the avatar's.
+    camera; frames without a face idle: the avatar eases to neutral and blinks). Tracked parameters drive the
+    avatar's own identity: their `shape` (the driving person's) is replaced by the avatar's.
     """
     if spec in BUILTIN_MOTIONS:
         motion = builtin_motion(spec, avatar.rig, avatar.shape)
-        return motion.frames, motion.fps
+        return Driving(motion.frames, motion.fps)
     path = Path(spec)
     suffix = path.suffix.lower()
     if suffix not in (".npz",) + VIDEO_SUFFIXES:
         raise ValueError(f"driver {spec!r} is neither a built-in motion ({', '.join(BUILTIN_MOTIONS)}), "
                          f"a parameter file (.npz) nor a video ({', '.join(VIDEO_SUFFIXES)})")
+    faceless = None
     if suffix == ".npz":
         sequence = load_params_npz(path, avatar.rig)
     else:
         sequence = track_video(path, avatar.rig, progress=progress, view=avatar.camera.viewmat[:3, :3])
+        faceless = int(np.count_nonzero(~sequence.face_found))
     for params in sequence.frames:
         params.shape = avatar.shape.astype(np.float32)
-    return sequence.frames, sequence.fps
+    return Driving(sequence.frames, sequence.fps, faceless)
+
+
+def faceless_note(driving: Driving, driver: str) -> str | None:
+    """What to tell the user about a face video's frames without a face (None when every frame had one)."""
+    if not driving.faceless:
+        return None
+    n = len(driving.frames)
+    if driving.faceless == n:
+        return f"no face found in any of the {n} frames of {driver}: the avatar idled (neutral, blinking) throughout"
+    return f"{driving.faceless} of {n} frames of {driver} had no face: the avatar idled through them"
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def write_png(image: np.ndarray, path: Path) -> None:
@@ -86,17 +116,23 @@ class Mp4Writer:
 
 
 def render_to_file(avatar: Avatar, driver: str, out: str | Path, size: int = 512, backend: str = "auto",
-                   progress: bool = True) -> int:
-    """Render `avatar` driven by `driver` to `out` (.mp4: every frame; .png: the first frame). Returns frames written."""
+                   progress: bool = True, report: Callable[[str], None] | None = None) -> int:
+    """Render `avatar` driven by `driver` to `out` (.mp4: every frame; .png: the first frame). Returns frames written.
+
+    report: called with a note when a face video has frames without a face (default: printed to stderr)."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix not in (".mp4", ".png"):
         raise ValueError(f"--out must end in .mp4 or .png, got {out.name!r}")
     if not 16 <= size <= 4096 or size % 2:
         raise ValueError(f"--size must be an even number of pixels between 16 and 4096, got {size}")
-    frames, fps = load_driver(driver, avatar, progress=progress)
+    driving = load_driver(driver, avatar, progress=progress)
+    frames, fps = driving.frames, driving.fps
     if not frames:
         raise ValueError(f"driver {driver!r} gave no frames")
+    note = faceless_note(driving, driver)
+    if note is not None:
+        (report or _to_stderr)(note)
     camera = avatar.camera.resized(size, size)
     painter = AvatarPainter(avatar, camera, backend=backend)
     pictures = drive(frames, painter)

@@ -5,7 +5,8 @@
 Steps: fit the built-in rig to the face (identity baked into the rest mesh, the portrait's own
 expression, jaw and gaze measured against the rig's neutral, head pose into the camera), lay flat
 Gaussians densely over the mesh posed as the photo shows it (denser on the face and eyes), colour
-them from the photo there with a fill for what it does not see, and optionally refine them
+them from the photo there with a fill for what it does not see (the eyeballs painted as eyes in the
+photo's iris and sclera colours: realtime.builder.eyes), and optionally refine them
 photometrically against the photo (posed so) with their binding and count held fixed. The avatar's
 zero parameters then give the person's neutral face, whatever expression the portrait showed.
 
@@ -27,6 +28,7 @@ from realtime.avatar.binding import bind, triangle_frames
 from realtime.avatar.gaussians import Avatar
 from realtime.builder import regions as reg
 from realtime.builder.colour import ColourResult, colour_gaussians, neck_tones, scalp_tones, tone_match
+from realtime.builder.eyes import paint_eyes, photo_eye_tones
 from realtime.builder.fit_portrait import PortraitFit, fit_portrait, load_portrait, segment_person
 from realtime.builder.layout import layout_gaussians
 from realtime.builder.raster import project_points, zbuffer
@@ -38,15 +40,18 @@ from realtime.rig.builtin import builtin_rig
 from realtime.rig.lbs import forward
 from realtime.rig.model import Rig
 from realtime.face import landmark_ids as mp_ids
+from realtime.track.fit import LEFT_EYE_JOINT, RIGHT_EYE_JOINT
 
 # Bump whenever the builder's output for the same input changes (it keys the demo avatar's cache).
 BUILDER_VERSION = "3"
 
-REGION_IMPORTANCE = np.array([3.0, 0.6, 1.0, 2.0, 4.0])  # Gaussian density by region: face, scalp, mouth, teeth, eye
+# Gaussian density by region: face, scalp, mouth, teeth, eye, socket
+REGION_IMPORTANCE = np.array([3.0, 0.6, 1.0, 2.0, 4.0, 1.0])
 INITIAL_OPACITY = 0.95
 CPU_REFINE_RESOLUTION = 256  # at most this many pixels across the head crop when refining without a GPU
 CHIN = 152                   # MediaPipe's chin point
-UNREFINED_REGIONS = (reg.EYE, reg.TEETH, reg.MOUTH)  # regions whose Gaussians keep their photo colours (see keep_unrefined)
+# regions whose Gaussians keep their photo (or painted) colours: see keep_unrefined
+UNREFINED_REGIONS = (reg.EYE, reg.SOCKET, reg.TEETH, reg.MOUTH)
 NECK_SHOWN = 0.04            # metres of neck below the chin inside the default camera's frame
 FRAME_PAD = 0.15             # margin around the head in the default camera's frame
 
@@ -136,6 +141,13 @@ def colour_avatar(prep: Prepared, rig: Rig, n_gaussians: int, seed: int = 0, nam
                               rig.faces, fit.camera, fit.image.astype(np.float32) / 255, prep.person,
                               hair_line_y=y[list(mp_ids.LEFT_EYEBROW + mp_ids.RIGHT_EYEBROW)].mean(),
                               neck_line_y=y[CHIN])
+    region = prep.regions[layout.binding]
+    joints = rig.j_regressor @ fit.rest_vertices
+    eyes = joints[[LEFT_EYE_JOINT, RIGHT_EYE_JOINT]]
+    eyeball = np.where(region == reg.EYE, np.where(rest.means[:, 0] > joints[0, 0], 1, 2), 0)  # left eye at +x
+    tones = photo_eye_tones(fit.image.astype(np.float32) / 255, fit.landmarks)
+    result = replace(result, colours=paint_eyes(result.colours, rest.means, eyeball, region == reg.SOCKET,
+                                                fit.rest_vertices, eyes, tones).astype(np.float32))
     n = len(layout.binding)
     x0, y0, side = prep.box
     avatar = Avatar(rig=rig, shape=fit.shape.astype(np.float32), static_offset=fit.static_offset,
@@ -176,9 +188,10 @@ def keep_unrefined(refined: Avatar, before: Avatar, keep: np.ndarray) -> Avatar:
     """`refined` with the Gaussians where `keep` (N,) bool is set as they were `before` refinement.
 
     The eyes, the teeth and the mouth's inside move against the skin around them (the eyes turn, the jaw
-    opens) and are seen in the portrait through small openings: refinement fits a blend of overlapping
-    Gaussians there that matches those few pixels in the portrait's pose only, and shows as coloured specks
-    in any other. They keep the photo's own colours instead.
+    opens) and are seen in the portrait through small openings, and the lid and lip margins around those
+    openings close over them: refinement fits a blend of overlapping Gaussians there that matches those few
+    pixels in the portrait's pose only, and shows as coloured specks, or as holes in a closed lid, in any other.
+    They keep their photo (or painted) colours and full opacity instead.
     """
     def pick(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(keep.reshape((-1,) + (1,) * (a.ndim - 1)), b, a).astype(a.dtype)
@@ -214,7 +227,8 @@ def build_avatar(portrait, n_gaussians: int = DEMO_SETTINGS.n_gaussians,
     if refine_steps > 0:
         target = refine_target(prep, rig.faces, colours, None if use == "cuda" else CPU_REFINE_RESOLUTION)
         refined, losses = refine(avatar, target, refine_steps, backend=use, params=prep.fit.view_params)
-        avatar = keep_unrefined(refined, avatar, np.isin(prep.regions[avatar.binding], UNREFINED_REGIONS))
+        keep = np.isin(prep.regions, UNREFINED_REGIONS) | reg.margin_faces(rig)
+        avatar = keep_unrefined(refined, avatar, keep[avatar.binding])
         say(f"refined {refine_steps} steps on {use} at {target.camera.width} px (L1 {losses[0]:.4f} -> "
             f"{losses[-1]:.4f}) in {time.perf_counter() - start:.1f} s")
     return avatar

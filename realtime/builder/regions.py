@@ -1,10 +1,10 @@
-"""Which part of the head each triangle of the built-in rig is: face, scalp and neck, mouth, teeth, eye.
+"""Which part of the head each triangle of the built-in rig is: face, scalp and neck, mouth, teeth, eye, socket.
 
 Read from the mesh's connectivity alone (no generator internals): the eyeballs are the closed
 pieces that hold MediaPipe's iris points (468..477), the teeth the closed pieces with no
 landmark at all; in the head piece, the vertices past the landmarks split into pockets by where
 they join the face: at the face oval (scalp and neck), the inner lip line (mouth cavity) or an
-eyelid line (eye socket, coloured as skin).
+eyelid line (eye socket: the walls round an eyeball, seen between the lids and the eye).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from realtime.face import topology as topo
 from realtime.rig.model import Rig
 
 # per-face region labels, in increasing priority (a triangle takes its most specific corner's label)
-FACE, SCALP, MOUTH, TEETH, EYE = 0, 1, 2, 3, 4
+FACE, SCALP, MOUTH, TEETH, EYE, SOCKET = 0, 1, 2, 3, 4, 5
 
 
 def _components(n: int, edges: np.ndarray) -> np.ndarray:
@@ -52,7 +52,8 @@ def vertex_regions(rig: Rig) -> np.ndarray:
     inner = extra[edges[:, 0]] & extra[edges[:, 1]]
     pocket = _components(n, edges[inner])
     g = topo.groups()
-    joins = {SCALP: g["face_oval"], MOUTH: g["lips_inner"]}
+    joins = {SCALP: g["face_oval"], MOUTH: g["lips_inner"],
+             SOCKET: np.concatenate([g["eye_left"], g["eye_right"]])}
     for value, ring in joins.items():
         touching = edges[np.isin(edges[:, 0], ring) & extra[edges[:, 1]], 1]
         for p in np.unique(pocket[touching]):
@@ -61,6 +62,17 @@ def vertex_regions(rig: Rig) -> np.ndarray:
 
 
 def face_regions(rig: Rig) -> np.ndarray:
-    """(F,) region label per face: the label of its most specific corner (EYE > TEETH > MOUTH > SCALP > FACE)."""
+    """(F,) region label per face: the label of its most specific corner
+    (SOCKET > EYE > TEETH > MOUTH > SCALP > FACE)."""
     corners = vertex_regions(rig)[rig.faces]
     return corners.max(axis=1)
+
+
+def margin_faces(rig: Rig) -> np.ndarray:
+    """(F,) bool: the face-mesh triangles with a corner on an eyelid contour or the inner lip contour, the
+    margins of the openings that close (eyes, mouth)."""
+    g = topo.groups()
+    rims = np.concatenate([g["eye_left"], g["eye_right"], g["lips_inner"]])
+    faces = np.asarray(rig.faces, dtype=np.int64)
+    on_face = np.all(faces < topo.N_FACE, axis=1)
+    return on_face & np.isin(faces, rims).any(axis=1)

@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 
 from realtime.avatar.gaussians import Avatar
 from realtime.deform.base import DeformedGaussians, Deformer
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "numpy", "numba", "torch", "cupy")
 
@@ -23,19 +26,22 @@ __all__ = ["BACKENDS", "DeformedGaussians", "Deformer", "make_deformer"]
 def make_deformer(avatar: Avatar, backend: str = "auto", device=None) -> Deformer:
     """A deformer for `avatar`.
 
-    backend: "auto" picks cupy when CuPy and a CUDA device are present, else torch on CUDA when a CUDA
-    device is present, else numba. device: a torch device ("cpu", "cuda", "cuda:1", ...) for torch and
-    cupy (default: CUDA when present for torch, the current CUDA device for cupy); numpy and numba run on the
-    CPU only.
+    backend: "auto" picks cupy when CuPy and a CUDA device are present (torch on that device, with a warning
+    saying why, when the CuPy kernels cannot be built or run there: no NVRTC, a compile error), torch on CUDA
+    when a CUDA device is present without CuPy, else (or when `device` is the CPU) numba. device: a torch
+    device ("cpu", "cuda", "cuda:1", ...) for torch and cupy (default: CUDA when present for torch, the current
+    CUDA device for cupy); numpy and numba run on the CPU only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown deformation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     import torch  # here, so that importing the reference does not import torch
     if backend == "auto":
-        if not torch.cuda.is_available():
+        if not torch.cuda.is_available() or (device is not None and torch.device(device).type == "cpu"):
             backend = "numba"
+        elif importlib.util.find_spec("cupy") is None:
+            backend = "torch"
         else:
-            backend = "cupy" if importlib.util.find_spec("cupy") is not None else "torch"
+            return _cupy_else_torch(avatar, device)
     if backend in ("numpy", "numba"):
         if device is not None and torch.device(device).type != "cpu":
             raise ValueError(f"the {backend} deformation backend runs on the CPU, not {device}")
@@ -49,3 +55,15 @@ def make_deformer(avatar: Avatar, backend: str = "auto", device=None) -> Deforme
         return TorchDeformer(avatar, device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
     from realtime.deform.cupy_backend import CupyDeformer
     return CupyDeformer(avatar, device)
+
+
+def _cupy_else_torch(avatar: Avatar, device) -> Deformer:
+    """The CuPy kernels on `device`, or where they cannot be built or run there, the torch deformer on it."""
+    from realtime.deform.cupy_backend import CupyDeformer, CupyUnavailable
+    from realtime.deform.torch_backend import TorchDeformer
+
+    try:
+        return CupyDeformer(avatar, device)
+    except CupyUnavailable as exc:
+        log.warning("deformation backend 'auto' falls back to the torch deformer on %s: %s", device or "cuda", exc)
+    return TorchDeformer(avatar, device if device is not None else "cuda")

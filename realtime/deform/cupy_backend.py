@@ -11,7 +11,14 @@ Identity is baked once per avatar: template + static offset + shape blend, and t
 A frame whose `shape` differs from the avatar's adds the difference through the shape directions.
 
 The host-side packing and the launch plan are plain functions so that they can be checked without a GPU;
-CuPy is imported only when a deformer is built.
+CuPy is imported only when a deformer is built. A deformer that cannot be built here (no CuPy, no CUDA device,
+kernels that do not compile, say without NVRTC, or do not run) raises CupyUnavailable, on which
+`realtime.deform.make_deformer('auto')` falls back to the torch deformer on the same device.
+
+Streams: a frame runs on whatever stream is current when `deform` is called. Every stream a deformer has run
+on is recorded on its device buffers (`Tensor.record_stream`), so that when the deformer is freed while work of
+its last frames is still queued on a side stream, torch's caching allocator does not hand those buffers to a
+new tensor before that work is done.
 """
 
 from __future__ import annotations
@@ -27,7 +34,11 @@ from realtime.deform.base import DeformedGaussians
 from realtime.rig.model import Rig, RigParams
 
 KERNELS = {"rig_frame": "rig_deform.cu", "skin_vertices": "rig_deform.cu", "bind_gaussians": "bind_gaussians.cu"}
-COMPILE_OPTIONS = ("--std=c++17",)  # no fast math: the kernels are checked against the NumPy reference
+# No --use_fast_math (approximate division, square root and transcendentals): the kernels are held to the
+# float64 NumPy reference at 1e-5. CuPy itself adds -ftz=true to every compile (cupy.cuda.compiler), so float32
+# denormals (magnitudes below 1.2e-38) flush to zero: a flush moves a value by less than that, and the kernels'
+# quantities (metres, unit vectors, blend weights) live far above it.
+COMPILE_OPTIONS = ("--std=c++17",)
 PARAM_HEADER = 18       # pose (5 x 3) + translation (3), then expression and shape delta
 RIG_FRAME_THREADS = 256
 SKIN_LANES, SKIN_SLICES = 32, 8
@@ -135,13 +146,29 @@ def launch_plan(rig: Rig, n_gaussians: int, shape_active: bool) -> list[Launch]:
     ]
 
 
+class CupyUnavailable(RuntimeError):
+    """The CuPy deformation backend cannot run here (says what is missing or what failed)."""
+
+
 def _import_cupy():
     try:
         import cupy
     except ImportError as error:
-        raise RuntimeError("the cupy deformation backend needs CuPy: pip install 'realtime-avatar[gpu]' "
-                           "(cupy-cuda13x) on a machine with CUDA") from error
+        raise CupyUnavailable("the cupy deformation backend needs CuPy: pip install 'realtime-avatar[gpu]' "
+                              "(cupy-cuda13x) on a machine with CUDA") from error
     return cupy
+
+
+def compile_kernels(cupy) -> dict:
+    """Every kernel of KERNELS, compiled by NVRTC for CuPy's current device (CuPy keeps the binaries in its disk
+    cache); CupyUnavailable saying why when they cannot be (no NVRTC library, a compile error)."""
+    try:
+        modules = {f: cupy.RawModule(code=kernel_source(f), options=COMPILE_OPTIONS)
+                   for f in sorted(set(KERNELS.values()))}
+        return {name: modules[f].get_function(name) for name, f in KERNELS.items()}
+    except Exception as error:  # noqa: BLE001 - CompileException, RuntimeError (NVRTC missing), CUDA errors
+        raise CupyUnavailable(f"the cupy deformation kernels did not compile with CuPy {cupy.__version__}: "
+                              f"{type(error).__name__}: {error}") from error
 
 
 class CupyDeformer:
@@ -152,7 +179,7 @@ class CupyDeformer:
     def __init__(self, avatar: Avatar, device: str | torch.device | int | None = None):
         cupy = _import_cupy()
         if not torch.cuda.is_available():
-            raise RuntimeError("the cupy deformation backend needs a CUDA device; torch sees none")
+            raise CupyUnavailable("the cupy deformation backend needs a CUDA device; torch sees none")
         device = torch.device("cuda" if device is None else device)
         if device.type != "cuda":
             raise ValueError(f"the cupy deformation backend runs on CUDA devices, not {device}")
@@ -162,9 +189,7 @@ class CupyDeformer:
         self._baked_shape = np.asarray(avatar.shape, dtype=np.float64)
         self._cupy_device = cupy.cuda.Device(self.device.index)
         with self._cupy_device:
-            modules = {f: cupy.RawModule(code=kernel_source(f), options=COMPILE_OPTIONS)
-                       for f in sorted(set(KERNELS.values()))}
-            kernels = {name: modules[f].get_function(name) for name, f in KERNELS.items()}
+            kernels = compile_kernels(cupy)
             self.buffers = {name: self._upload(a) for name, a in pack_avatar(avatar).items()}
             for name, shape in frame_buffers(avatar).items():
                 self.buffers[name] = torch.empty(shape, dtype=torch.float32, device=self.device)
@@ -182,13 +207,31 @@ class CupyDeformer:
         t = self.buffers
         self._output = DeformedGaussians(means=t["means"], quats=t["quats"], scales=t["scales"],
                                          vertices=t["vertices"])
+        self._check_a_frame(avatar)
+
+    def _check_a_frame(self, avatar: Avatar) -> None:
+        """Run one frame of the neutral pose and wait for it: CupyUnavailable when the compiled kernels do not
+        launch or run on this device, so that it shows now and not on the first frame of a stream."""
+        params = RigParams.neutral(self._rig, np.float32)
+        params.shape = np.asarray(avatar.shape, dtype=np.float32)
+        try:
+            self.deform(params)
+            torch.cuda.current_stream(self.device).synchronize()
+        except Exception as error:  # noqa: BLE001 - CuPy's and the driver's errors for a launch that failed
+            raise CupyUnavailable(f"the cupy deformation kernels compiled but did not run on {self.device}: "
+                                  f"{type(error).__name__}: {error}") from error
 
     def _upload(self, a: np.ndarray) -> torch.Tensor:
         # zero-size arrays (a rig without pose correctives or expressions) get one element: never read
         return torch.from_numpy(a if a.size else np.zeros(1, a.dtype)).to(self.device)
 
-    def _stream(self, pointer: int):
+    def _stream(self, stream: torch.cuda.Stream):
+        """CuPy's handle on torch's `stream`; the first time, the stream is recorded on every device buffer
+        (see the module doc: buffers freed with work still queued there wait for it)."""
+        pointer = stream.cuda_stream
         if pointer not in self._streams:
+            for tensor in self.buffers.values():
+                tensor.record_stream(stream)
             self._streams[pointer] = self._cupy.cuda.ExternalStream(pointer, self.device.index)
         return self._streams[pointer]
 
@@ -202,7 +245,7 @@ class CupyDeformer:
         stream = torch.cuda.current_stream(self.device)
         self.buffers["params"].copy_(self._staging[slot], non_blocking=True)
         self._staged[slot].record(stream)
-        with self._cupy_device, self._stream(stream.cuda_stream):
+        with self._cupy_device, self._stream(stream):
             for kernel, grid, block, args in self._plans[shape_active]:
                 kernel(grid, block, args)
         return self._output

@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from realtime.camera import Camera
-from realtime.render.backend import BACKENDS, get_renderer, resolve_backend
+from realtime.render.backend import BACKENDS, cuda_backend_problem, get_renderer, resolve_backend
 from realtime.render.base import BackendUnavailable, Renderer, RenderError, RenderResult
 from realtime.render.cpu import CpuRenderer
 from realtime.render.gsplat_backend import GsplatRenderer, cuda_usable
 
 __all__ = ["BACKENDS", "BackendUnavailable", "CpuRenderer", "GsplatRenderer", "RenderError", "RenderResult",
-           "Renderer", "cuda_usable", "get_renderer", "render", "resolve_backend"]
+           "Renderer", "cuda_backend_problem", "cuda_usable", "get_renderer", "render", "resolve_backend"]
 
 
 def render(means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera: Camera, *,
@@ -37,7 +37,7 @@ def render(means: Any, quats: Any, scales: Any, opacities: Any, sh: Any, camera:
     or 16 (coefficient 0 is DC); NumPy arrays or torch tensors (any device; they are copied where the
     backend needs them). sh_degree: the bands to use (None: all that K holds). background: RGB.
     antialiased: gsplat's 'antialiased' mode (opacity scaled by the dilation's area compensation).
-    backend: 'auto' (CUDA when usable and gsplat imports, else CPU), 'cpu' or 'cuda'.
+    backend: 'auto' (CUDA when gsplat can draw there, see `cuda_backend_problem`, else CPU), 'cpu' or 'cuda'.
 
     Returns RenderResult(image (H, W, 3) float32 in [0, 1], alpha (H, W) float32 when with_alpha else None)
     as NumPy arrays. Raises RenderError on bad shapes, BackendUnavailable when 'cuda' cannot run.

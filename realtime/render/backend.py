@@ -1,38 +1,54 @@
-"""Which renderer draws: the gsplat CUDA backend when it can really run, else the CPU one; and which trains
+"""Which renderer draws: the gsplat CUDA backend when it can really draw here, else the CPU one; and which trains
 (gsplat with autograd on CUDA, the torch splatter on the CPU)."""
 
 from __future__ import annotations
 
 import functools
+import logging
 
 from realtime.render import gsplat_backend
 from realtime.render.base import BackendUnavailable, Renderer
 from realtime.render.cpu import CpuRenderer
 from realtime.render.gsplat_backend import GsplatRenderer
 
+log = logging.getLogger(__name__)
+
 BACKENDS = ("auto", "cpu", "cuda")
 
 
-@functools.cache
-def gsplat_importable() -> bool:
-    """Whether gsplat imports (tried once per process)."""
+def cuda_backend_problem() -> str | None:
+    """Why the CUDA backend cannot draw here, or None when it can: it needs a usable CUDA device, gsplat, gsplat's
+    CUDA extension (built on first use: this is where that build happens, minutes, logged while it runs) and a
+    first tiny picture that comes out right (`GsplatRenderer.warm_up`). Outcomes that cost time are kept."""
     try:
-        gsplat_backend.import_gsplat()
-    except BackendUnavailable:
-        return False
-    return True
+        _renderer("cuda", False).warm_up()
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """'cpu' or 'cuda' for a requested backend. 'auto' gives 'cuda' only when a CUDA device works and gsplat
-    imports; 'cuda' raises BackendUnavailable (saying why) when either is missing."""
+    """'cpu' or 'cuda' for a requested backend. 'auto' gives 'cuda' only when the CUDA backend can draw (see
+    `cuda_backend_problem`), else 'cpu', logging why (a warning when a CUDA device is there but gsplat cannot
+    draw on it); 'cuda' raises BackendUnavailable saying why it cannot draw."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "auto":
-        return "cuda" if gsplat_backend.cuda_usable() and gsplat_importable() else "cpu"
+    if backend == "cpu":
+        return backend
+    problem = cuda_backend_problem()
+    if problem is None:
+        return "cuda"
     if backend == "cuda":
-        gsplat_backend.require_cuda_backend()
-    return backend
+        raise BackendUnavailable(problem)
+    _log_fallback(problem, gsplat_backend.cuda_usable())
+    return "cpu"
+
+
+@functools.cache
+def _log_fallback(problem: str, device_present: bool) -> None:
+    """Say once per process (and reason) that 'auto' draws on the CPU."""
+    log.log(logging.WARNING if device_present else logging.INFO,
+            "render backend 'auto' falls back to the CPU renderer: %s", problem)
 
 
 def get_renderer(backend: str = "auto", differentiable: bool = False) -> Renderer:

@@ -94,7 +94,7 @@ def _near(v: np.ndarray, pool: np.ndarray, point: np.ndarray, radius: float) -> 
     return pool[keep], (1.0 - (d[keep] / radius) ** 2) ** 2
 
 
-def _bumps(v: np.ndarray, pool: np.ndarray, bumps) -> tuple[np.ndarray, np.ndarray]:
+def skin_bumps(v: np.ndarray, pool: np.ndarray, bumps) -> tuple[np.ndarray, np.ndarray]:
     """Ids in `pool` and their summed displacements (N, 3) from smooth bumps, each (centre (3,), radius, move (3,)):
     a bump moves the vertices within its radius by `move` times :func:`_near`'s weight."""
     total = {}
@@ -175,7 +175,7 @@ def _left_shapes(v: np.ndarray, head: HeadMesh) -> dict[str, Shape]:
         "noseSneer": _shape([(ala, aw[:, None] * [0.0, 0.004, 0.0]), ([1, 4, 5], np.zeros(3))], [0, 13], 0.025),
         # the corner carries the skin within 3 cm with it (a corner moved alone slides under the skin above it,
         # which then shows where the corner should), and the cheek rises: about 1 cm up and out at a full smile
-        "mouthSmile": _shape([_bumps(v, face, [(v[291], 0.03, [0.0055, 0.0075, -0.0025]),
+        "mouthSmile": _shape([skin_bumps(v, face, [(v[291], 0.03, [0.0055, 0.0075, -0.0025]),
                                                (v[291] + np.array([0.012, 0.022, 0.0]), 0.02, [0.0015, 0.004, 0.0])])],
                              _ids(lip_centre, right_corner, eye_loop), 0.035),
         "mouthFrown": _shape([(corner, [0.001, -0.005, 0.0])], lip_centre + right_corner, 0.03),

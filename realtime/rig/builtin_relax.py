@@ -10,7 +10,8 @@ relaxed:
   ones, so the lips keep their thickness;
 * the mouth corners come to that height, and the lips narrow about the middle of the mouth until the corners
   are NEUTRAL_MOUTH_WIDTH apart, an adult mean (as the inter-pupillary distance of the metric transform is);
-* the skin around follows by the expression shapes' biharmonic spreading, nose, eyes and brows held still.
+* the skin next to the corners (where a smile creases it) travels with them, and the skin around follows by
+  the expression shapes' biharmonic spreading, nose, eyes and brows held still.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 
 from realtime.face import landmark_ids as mp_ids
 from realtime.face import topology as topo
-from realtime.rig.builtin_expressions import LID_GAP, Shape, SurfaceSolver
+from realtime.rig.builtin_expressions import LID_GAP, Shape, SurfaceSolver, skin_bumps
 from realtime.rig.builtin_head import HeadMesh
 
 NEUTRAL_MOUTH_WIDTH = 0.050  # m between the mouth corners (cheilion to cheilion) of a relaxed adult mouth
 NEUTRAL_LIP_GAP = LID_GAP    # m between the closed inner lips
 RELAX_RADIUS = 0.04          # m of skin around the lips that follows them
+CORNER_CARRY = 0.02          # m round each mouth corner within which the skin moves with the corner
 
 
 def rest_mouth(points: np.ndarray) -> np.ndarray:
@@ -62,8 +64,16 @@ def relax_mouth(head: HeadMesh) -> np.ndarray:
     v = head.vertices
     g = topo.groups()
     ids, target = rest_mouth(v[:mp_ids.N_LANDMARKS])
+    moves = dict(zip(ids.tolist(), target - v[ids]))
     still = np.concatenate([g["eye_left"], g["eye_right"], g["brow_left"], g["brow_right"],
                             np.asarray(mp_ids.NOSE, np.int64)])
-    shape = Shape(handles=ids, moves=target - v[ids], pinned=np.setdiff1d(still, ids), radius=RELAX_RADIUS)
+    # the skin next to each corner (a smile's creases and dimples) travels with it
+    skin = np.setdiff1d(head.parts["face"], np.concatenate([ids, still]))
+    carried, carry = skin_bumps(v, skin, [(v[c], CORNER_CARRY, moves[c])
+                                          for c in (mp_ids.RIGHT_MOUTH_CORNER, mp_ids.LEFT_MOUTH_CORNER)])
+    moves.update(zip(carried.tolist(), carry))
+    handles = np.array(sorted(moves), dtype=np.int64)
+    shape = Shape(handles=handles, moves=np.array([moves[i] for i in handles]), pinned=np.setdiff1d(still, handles),
+                  radius=RELAX_RADIUS)
     field = SurfaceSolver(head).field(shape)
     return v[:mp_ids.N_LANDMARKS] + field[:mp_ids.N_LANDMARKS]

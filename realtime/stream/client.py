@@ -1,8 +1,9 @@
 """A Python WebRTC peer for the stream server (no browser needed).
 
-Connects as a viewer or a sender, receives decoded frames, reads their latency
-stamps and echoes them over the stats channel as the web client does. Used by
-the tests and benchmarks, and to check a server from a headless machine::
+Connects as a viewer or a sender, receives decoded frames, finds each one's
+capture time from the server's frame messages (matched by the frame's pts, see
+``frametimes.py``) and echoes it over the stats channel as the web client does.
+Used by the tests and benchmarks, and to check a server from a headless machine::
 
     python -m realtime.stream.client ws://127.0.0.1:8080/ws --frames 150
 """
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import deque
 from dataclasses import dataclass
 
 import av
@@ -27,8 +29,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 from websockets.asyncio.client import connect as ws_connect
 
-from .latency import MIN_WIDTH, STAMP_ROWS, read_stamp, stamp_age_ms
+from .frametimes import RTP_MASK, FrameTimes
 from .tracks import check_image
+
+MAX_MESSAGES = 256  # stats, acks and errors kept, newest last
 
 
 class ArrayVideoTrack(VideoStreamTrack):
@@ -62,13 +66,25 @@ class ArrayVideoTrack(VideoStreamTrack):
 
 @dataclass
 class Received:
-    """One decoded frame: its stamp and the latency measured on this machine's monotonic clock."""
+    """One decoded frame.
 
-    stamp: int | None
-    latency_ms: float | None
+    rtp_timestamp: the frame's pts as aiortc hands it over (its RTP timestamp less the first one received);
+    got_ms: this machine's monotonic ms when it was decoded; image: (H, W, 3) uint8 RGB and yuv: the decoded
+    I420 planes ((3 * H / 2, W) uint8), when kept. Filled in once the server's message for the frame is
+    matched (which may be just after ``receive`` returned it): pts, the server's pts of the frame;
+    capture_ms, the capture time of its input on the server's clock; latency_ms, ``got_ms - capture_ms``
+    (glass-to-glass when the server runs on this machine, sharing its monotonic clock).
+    """
+
+    rtp_timestamp: int
+    got_ms: float
     width: int
     height: int
     image: np.ndarray | None = None
+    yuv: np.ndarray | None = None
+    pts: int | None = None
+    capture_ms: float | None = None
+    latency_ms: float | None = None
 
 
 class PeerClient:
@@ -82,7 +98,8 @@ class PeerClient:
         self.pc: RTCPeerConnection | None = None
         self.channel = None
         self.track: MediaStreamTrack | None = None
-        self.messages: list[dict] = []
+        self.messages: deque[dict] = deque(maxlen=MAX_MESSAGES)
+        self.frame_times = FrameTimes()
         self.frames = 0
         self._channel_open = asyncio.Event()
 
@@ -129,8 +146,24 @@ class PeerClient:
         msg = json.loads(raw)
         if msg.get("type") == "ping":
             self.channel.send(json.dumps({"type": "pong", "t": msg["t"]}))
+        elif msg.get("type") == "frame":
+            self._matched(self.frame_times.announce(msg["pts"], msg["capture_ms"]))
         else:
             self.messages.append(msg)
+
+    def _matched(self, resolved: list[tuple[Received, float]]) -> None:
+        """Fill in frames whose capture time is now known, and echo each to the server."""
+        for received, capture_ms in resolved:
+            received.capture_ms = capture_ms
+            received.pts = (received.rtp_timestamp - self.frame_times.offset) & RTP_MASK
+            received.latency_ms = received.got_ms - capture_ms
+            if self.channel is not None and self.channel.readyState == "open":
+                held = time.monotonic_ns() / 1e6 - received.got_ms
+                self.send_channel({"type": "shown", "capture_ms": capture_ms, "held_ms": held})
+
+    def request_keyframe(self) -> None:
+        """Ask the server for a keyframe (as the web client does when its decoder asks for one)."""
+        self.send_channel({"type": "keyframe"})
 
     def send_channel(self, message: dict) -> None:
         self.channel.send(json.dumps(message))
@@ -139,25 +172,19 @@ class PeerClient:
         await asyncio.wait_for(self._channel_open.wait(), timeout)
 
     async def receive(self, count: int, timeout: float = 30.0, keep_images: bool = False) -> list[Received]:
-        """Receive ``count`` decoded frames, echoing each stamp to the server."""
+        """Receive ``count`` decoded frames; each is matched with its capture time and echoed to the server
+        as soon as the server's message for it is here."""
         out: list[Received] = []
         deadline = time.monotonic() + timeout
         while len(out) < count:
             frame = await asyncio.wait_for(self.track.recv(), max(0.01, deadline - time.monotonic()))
-            got_ns = time.monotonic_ns()
-            width, height = frame.width, frame.height - STAMP_ROWS
-            # the stamp is read from the luma plane (no colour conversion unless images are kept)
-            luma = frame.to_ndarray(format="yuv420p")[: frame.height]
-            stamp = read_stamp(luma[-STAMP_ROWS:]) if width >= MIN_WIDTH and height > 0 else None
-            latency = None
-            if stamp is not None:
-                latency = float(stamp_age_ms(stamp, got_ns))
-                if self.channel is not None and self.channel.readyState == "open":
-                    held = (time.monotonic_ns() - got_ns) / 1e6
-                    self.send_channel({"type": "stamp", "stamp": stamp, "held_ms": held})
+            received = Received(int(frame.pts), time.monotonic_ns() / 1e6, frame.width, frame.height)
+            if keep_images:
+                received.image = frame.to_ndarray(format="rgb24")
+                received.yuv = frame.to_ndarray(format="yuv420p")
             self.frames += 1
-            out.append(Received(stamp, latency, width, height,
-                                frame.to_ndarray(format="rgb24") if keep_images else None))
+            out.append(received)
+            self._matched(self.frame_times.shown(received.rtp_timestamp, received))
         return out
 
     async def close(self) -> None:
@@ -238,9 +265,9 @@ async def _check(ws_url: str, frames: int) -> None:
     await client.connect()
     got = await client.receive(frames)
     lat = [r.latency_ms for r in got if r.latency_ms is not None]
-    print(f"{len(got)} frames {got[0].width}x{got[0].height}, {len(lat)} stamped; "
+    print(f"{len(got)} frames {got[0].width}x{got[0].height}, {len(lat)} with their capture time; "
           f"latency on this machine's clock p50 {np.percentile(lat, 50):.1f} ms "
-          f"(valid only when the server runs on this machine)" if lat else "no stamps read")
+          f"(valid only when the server runs on this machine)" if lat else "no capture times matched")
     await client.close()
 
 

@@ -6,7 +6,8 @@ Routes (one port):
 * ``/view`` (view.html): the bare avatar video, for OBS or call software;
 * ``/ws``: signaling, see ``signaling.py`` for the protocol;
 * ``/stats``: live stats as JSON (fps, per-stage latency, glass-to-glass, sessions,
-  and the producer's ``realtime.meters.ProducerStats`` under ``"producer"``);
+  the encoder's counters under ``"encoder"``, and the producer's
+  ``realtime.meters.ProducerStats`` under ``"producer"``);
 * the client's assets (``app.js``, ``style.css``).
 
 With a token, pages, ``/ws`` and ``/stats`` need ``?token=T`` (assets are public).
@@ -14,12 +15,16 @@ Binding to anything but a loopback address requires a token. Browsers only give
 pages a camera in a secure context: ``http://localhost`` counts, a LAN address
 does not (viewers work there; senders need TLS, the ``ssl`` argument).
 
+Each producer frame is encoded once (``encoder.py``, in one worker thread so the
+event loop keeps serving) and the same packets go to every viewer (``tracks.py``).
+
 Run the test-pattern driver from a shell: ``python -m realtime.stream.server --port 8080``.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import dataclasses
 import email.utils
 import hmac
@@ -46,10 +51,11 @@ from websockets.http11 import Request, Response
 from realtime.meters import FpsMeter
 
 from . import signaling
-from .latency import STAMP_ROWS, LatencyWindow
+from .encoder import KEYFRAME_INTERVAL_S, StreamEncoder
+from .latency import LatencyWindow
 from .session import CODECS, Session
 from .signaling import Bye, Offer, SignalingError
-from .tracks import FrameBroadcast
+from .tracks import FrameBroadcast, check_image
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +98,24 @@ class StreamServer:
     producer: the FrameProducer; host, port: where to listen (port 0 picks a free
     one, see ``.port``); token: required query parameter, mandatory off loopback;
     max_sessions: concurrent peer sessions (viewers + the sender); codec: ``vp8``
-    (default) or ``h264`` preferred for video; ice_servers: STUN/TURN URLs (none
-    by default: loopback and LAN need none); ssl: an ``ssl.SSLContext`` for https/wss.
+    (default) or ``h264``, the one video codec of the stream; bitrate: bits/s of the
+    stream, the same for every viewer (None: ``encoder.default_bitrate`` for the
+    frame size at ``fps``, the nominal frame rate); keyframe_interval_s: time between
+    periodic keyframes (viewers that join or ask get one at once); ice_servers:
+    STUN/TURN URLs (none by default: loopback and LAN need none); ssl: an
+    ``ssl.SSLContext`` for https/wss.
     """
 
     def __init__(self, producer, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, *,
-                 max_sessions: int = 8, codec: str = "vp8", ice_servers: tuple[str, ...] = (),
+                 max_sessions: int = 8, codec: str = "vp8", bitrate: int | None = None, fps: float = 25.0,
+                 keyframe_interval_s: float = KEYFRAME_INTERVAL_S, ice_servers: tuple[str, ...] = (),
                  static_dir: Path | str | None = None, ssl=None) -> None:
         check_bind(host, token)
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+        self.encoder = StreamEncoder(codec, bitrate, fps, keyframe_interval_s)
         self.producer, self.host, self.token = producer, host, token
         self.max_sessions, self.codec, self.ice_servers, self.ssl = max_sessions, codec, tuple(ice_servers), ssl
         self.static_dir = Path(static_dir) if static_dir else DEFAULT_STATIC_DIR
@@ -121,7 +133,9 @@ class StreamServer:
         self.stages: dict[str, LatencyWindow] = {}
         self.frames = 0
         self.bad_frames = 0
+        self.encoder_drops = 0
         self.producer_error: str | None = None
+        self._encode_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._fps = FpsMeter()
         self._started = time.monotonic()
         self._server = None
@@ -130,6 +144,7 @@ class StreamServer:
     # -- lifetime ------------------------------------------------------------------
     async def start(self) -> "StreamServer":
         self.broadcast = FrameBroadcast()
+        self._encode_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stream-encode")
         self._server = await ws_serve(
             self._handle_ws, self.host, self._requested_port,
             process_request=self._process_request,
@@ -151,6 +166,8 @@ class StreamServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        if self._encode_thread is not None:
+            self._encode_thread.shutdown(wait=True)
 
     async def __aenter__(self) -> "StreamServer":
         return await self.start()
@@ -171,26 +188,34 @@ class StreamServer:
 
     # -- frames -------------------------------------------------------------------
     async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             async for frame in self.producer.frames():
                 try:
-                    stamped = self.broadcast.publish(frame.image, frame.capture_ts_ns, frame.timings)
+                    check_image(frame.image)
                 except ValueError as exc:
                     self.bad_frames += 1
                     if self.bad_frames == 1:
                         log.error("dropping bad frames from the producer: %s", exc)
                     continue
-                self._count(stamped)
+                start = time.perf_counter()
+                packet = await loop.run_in_executor(self._encode_thread, self.encoder.encode, frame.image,
+                                                    self.broadcast.next_pts(), self.broadcast.take_keyframe_request())
+                if packet is None:
+                    self.encoder_drops += 1
+                    continue
+                timings = {**frame.timings, "encode": (time.perf_counter() - start) * 1e3}
+                self._count(self.broadcast.publish(packet, frame.capture_ts_ns, timings))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.producer_error = f"{type(exc).__name__}: {exc}"
             log.exception("the frame producer failed; the stream is frozen")
 
-    def _count(self, stamped) -> None:
+    def _count(self, published) -> None:
         self.frames += 1
-        self.processing.add((stamped.published_ns - stamped.capture_ts_ns) / 1e6)
-        for name, ms in stamped.timings.items():
+        self.processing.add((published.published_ns - published.capture_ts_ns) / 1e6)
+        for name, ms in published.timings.items():
             if not isinstance(ms, (int, float)) or isinstance(ms, bool):
                 continue
             if name in self.stages or len(self.stages) < MAX_STAGES:
@@ -214,7 +239,9 @@ class StreamServer:
             "glass_to_glass_ms": self.latency.summary(),
             "drops": {
                 "viewer_skipped": sum(s.track.skipped for s in self.sessions.values() if s.track),
+                "encoder": self.encoder_drops,
             },
+            "encoder": dataclasses.asdict(self.encoder.stats()),
             "producer": dataclasses.asdict(self.producer.stats()),
             "producer_error": self.producer_error,
         }
@@ -327,7 +354,7 @@ class StreamServer:
             self.sender = session
         try:
             sdp = await session.open(offer)
-            await ws.send(signaling.encode("answer", sdp=sdp, session=session.id, stamp_rows=STAMP_ROWS))
+            await ws.send(signaling.encode("answer", sdp=sdp, session=session.id))
         except BaseException:  # refused offer, vanished client or cancellation: free the slot
             await session.close("negotiation failed")
             raise
@@ -389,19 +416,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--max-sessions", type=int, default=8)
     parser.add_argument("--codec", choices=sorted(CODECS), default="vp8")
+    parser.add_argument("--bitrate", type=int, default=None,
+                        help="stream bitrate in kbit/s, the same for every viewer (default: by frame size and fps)")
+    parser.add_argument("--keyframe-interval", type=float, default=KEYFRAME_INTERVAL_S,
+                        help="seconds between periodic keyframes")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "websockets"):  # per-connection chatter
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    options = dict(max_sessions=args.max_sessions, codec=args.codec, fps=args.fps,
+                   bitrate=None if args.bitrate is None else args.bitrate * 1000,
+                   keyframe_interval_s=args.keyframe_interval)
     try:
         check_bind(args.host, args.token)
         producer = TestPatternProducer(args.size, args.size, args.fps)
+        StreamServer(producer, args.host, args.port, args.token, **options)  # refuses bad options before serving
     except ValueError as exc:
         parser.error(str(exc))
 
-    run_until_signalled(lambda stop: serve(producer, args.host, args.port, args.token, stop=stop,
-                                           max_sessions=args.max_sessions, codec=args.codec))
+    run_until_signalled(lambda stop: serve(producer, args.host, args.port, args.token, stop=stop, **options))
 
 
 if __name__ == "__main__":

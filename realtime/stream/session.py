@@ -15,20 +15,23 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
 
 from . import signaling
+from .frametimes import RTP_MASK
 from .latency import LatencyWindow, glass_to_glass_ms
-from .signaling import ClientCounters, Offer, Pong, SignalingError, Stamp
-from .tracks import BroadcastTrack, drain, input_image
+from .signaling import ClientCounters, KeyframeRequest, Offer, Pong, Shown, SignalingError
+from .tracks import BroadcastTrack, EncodedFrame, drain, input_image
 
 log = logging.getLogger(__name__)
 
 NEGOTIATION_TIMEOUT_S = 10.0
 STATS_PERIOD_S = 1.0
 MAX_PLAUSIBLE_LATENCY_MS = 10_000
+KEYFRAME_REQUEST_GAP_S = 1.0  # a client's keyframe requests acted on: at most one in this long
 CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
 
 
-def offer_video_direction(sdp: str) -> str:
-    """The direction of the offer's first video section (``sendrecv``, ``recvonly``, ...)."""
+def offer_video(sdp: str) -> tuple[str, set[str]]:
+    """The direction of the offer's first video section (``sendrecv``, ``recvonly``, ...) and the codecs it
+    accepts, as upper-case names (``{"VP8", "H264", ...}``)."""
     try:
         desc = SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises assorted errors on junk
@@ -36,22 +39,23 @@ def offer_video_direction(sdp: str) -> str:
     video = [m for m in desc.media if m.kind == "video"]
     if not video:
         raise SignalingError("the offer has no video section: add a video transceiver before creating it")
-    return video[0].direction or "sendrecv"
+    return video[0].direction or "sendrecv", {c.mimeType.split("/")[-1].upper() for c in video[0].rtp.codecs}
 
 
 def codec_preferences(codec: str) -> list:
-    """Video codec capabilities with ``codec`` (``vp8`` or ``h264``) first."""
+    """The video codec capabilities of ``codec`` (``vp8`` or ``h264``) and retransmission (RTX), nothing else:
+    every viewer shares one encoded stream, so every viewer must take that codec."""
     if codec not in CODECS:
         raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
     caps = RTCRtpSender.getCapabilities("video").codecs
-    return sorted(caps, key=lambda c: c.mimeType.lower() != CODECS[codec].lower())
+    return [c for c in caps if c.mimeType.lower() in (CODECS[codec].lower(), "video/rtx")]
 
 
 class Session:
     """A peer connection for one client, viewer or sender.
 
-    hub: the server side it reports to, with ``broadcast`` (FrameBroadcast),
-    ``producer``, ``record_latency(ms)`` and ``stats_summary() -> dict``.
+    hub: the server side it reports to, with ``broadcast`` (FrameBroadcast of the
+    encoded stream), ``producer``, ``record_latency(ms)`` and ``stats_summary() -> dict``.
     on_closed: called once when the session ends, whoever ended it.
     """
 
@@ -70,6 +74,9 @@ class Session:
         self.rtt_ms: float | None = None
         self._rtts: deque[float] = deque(maxlen=5)
         self.client: ClientCounters | None = None
+        self.frame_messages_skipped = 0
+        self.keyframe_requests = 0
+        self._last_keyframe_request = float("-inf")
         self.closed = False
         self._tasks: set[asyncio.Task] = set()
         self._on_closed = on_closed
@@ -81,7 +88,12 @@ class Session:
     # -- negotiation -------------------------------------------------------
     async def open(self, offer: Offer) -> str:
         """Apply the client's offer; returns the answer SDP. Raises SignalingError."""
-        direction = offer_video_direction(offer.sdp)
+        direction, codecs = offer_video(offer.sdp)
+        name = CODECS[self.codec].split("/")[1]
+        if name not in codecs:
+            offered = ", ".join(sorted(codecs)) or "none"
+            raise SignalingError(f"the offer does not accept {name} video, the codec of this server's stream "
+                                 f"(every viewer shares one encoded stream); it offers {offered}")
         if offer.role == "sender" and "send" not in direction:
             raise SignalingError(f"a sender must offer a video track it sends (the offer's video is {direction})")
         if offer.role == "viewer" and "recv" not in direction:
@@ -101,7 +113,7 @@ class Session:
     async def _negotiate(self, sdp: str, receives: bool) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         if receives:
-            self.track = BroadcastTrack(self.hub.broadcast)
+            self.track = BroadcastTrack(self.hub.broadcast, on_sent=self._on_frame_sent)
             self.pc.addTrack(self.track)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
 
@@ -134,6 +146,16 @@ class Session:
         if self.channel is not None and self.channel.readyState == "open":
             self.channel.send(text)
 
+    def _on_frame_sent(self, frame: EncodedFrame) -> None:
+        """Tell the client the capture time of the frame its sender is about to send (see ``latency.py``)."""
+        if self.channel is None or self.channel.readyState != "open":
+            return
+        if self.channel.bufferedAmount > signaling.MAX_BUFFERED_BYTES:
+            self.frame_messages_skipped += 1
+            return
+        self.channel.send(signaling.encode("frame", pts=frame.pts & RTP_MASK,
+                                           capture_ms=round(frame.capture_ts_ns / 1e6, 3)))
+
     async def _stats_loop(self) -> None:
         while True:
             self._send(signaling.encode("stats", **self.hub.stats_summary(), session=self.info()))
@@ -148,11 +170,17 @@ class Session:
                     if 0 <= rtt < MAX_PLAUSIBLE_LATENCY_MS:
                         self._rtts.append(rtt)
                         self.rtt_ms = statistics.median(self._rtts)
-                case Stamp(stamp=stamp, held_ms=held_ms):
-                    ms = glass_to_glass_ms(stamp, time.monotonic_ns(), self.rtt_ms or 0.0, held_ms)
+                case Shown(capture_ms=capture_ms, held_ms=held_ms):
+                    ms = glass_to_glass_ms(capture_ms, time.monotonic_ns() / 1e6, self.rtt_ms or 0.0, held_ms)
                     if ms < MAX_PLAUSIBLE_LATENCY_MS:
                         self.latency.add(ms)
                         self.hub.record_latency(ms)
+                case KeyframeRequest():
+                    now = time.monotonic()
+                    if now - self._last_keyframe_request >= KEYFRAME_REQUEST_GAP_S:
+                        self._last_keyframe_request = now
+                        self.keyframe_requests += 1
+                        self.hub.broadcast.request_keyframe()
                 case ClientCounters() as counters:
                     self.client = counters
                 case control:
@@ -200,6 +228,9 @@ class Session:
             "state": self.pc.connectionState,
             "frames_sent": self.track.sent if self.track else 0,
             "frames_skipped": self.track.skipped if self.track else 0,
+            "resyncs": self.track.resyncs if self.track else 0,
+            "frame_messages_skipped": self.frame_messages_skipped,
+            "keyframe_requests": self.keyframe_requests,
             "inputs": self.inputs,
             "input_error": self.input_error,
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2),

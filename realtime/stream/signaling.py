@@ -18,9 +18,9 @@ Client → server:
 
 Server → client:
 
-* ``{"type": "answer", "sdp": "<SDP>", "session": "<id>", "stamp_rows": 16}``
-  (``stamp_rows``: the rows of the latency stamp appended below each frame,
-  see ``latency.py``; clients crop them away).
+* ``{"type": "answer", "sdp": "<SDP>", "session": "<id>"}``. The answer offers
+  one video codec, the server's (VP8 unless it was started with H.264): every
+  viewer gets the same encoded stream, so an offer without that codec is refused.
 * ``{"type": "bye"}`` acknowledges a bye.
 * ``{"type": "error", "message": "..."}`` for anything refused: malformed JSON,
   unknown type, missing or bad fields, a message over the size cap, a second
@@ -30,23 +30,42 @@ Server → client:
 
 Closing the WebSocket ends the session and releases its peer connection.
 
-Data channel ``"stats"`` (JSON text messages):
+Data channel ``"stats"`` (JSON text messages; a client's are held to ``MAX_MESSAGE_BYTES`` too):
 
+* server → client, for each video frame handed to this client's sender:
+  ``{"type": "frame", "pts": P, "capture_ms": C}``: ``P`` is the frame's RTP
+  timestamp (90 kHz clock) before the sender's per-session random offset, an
+  integer in [0, 2**32); ``C`` the capture time of the input that drove the frame,
+  in milliseconds of the server's monotonic clock (the clock of ``ping``'s ``t``).
+  The frames themselves carry nothing extra: they are exactly the producer's
+  W x H. A client finds the offset by matching (``frametimes.py``) and so the
+  capture time of each frame it shows, from ``requestVideoFrameCallback``'s
+  ``metadata.rtpTimestamp`` in a browser or the decoded frame's ``pts`` in
+  aiortc. Frame messages are skipped while the channel has more than
+  ``MAX_BUFFERED_BYTES`` unsent (a stalled client), and the skips counted.
 * server → client, once a second: ``{"type": "stats", ...}`` (fps, drops,
-  per-stage latency, glass-to-glass, this session's counters, and under
-  ``"producer"`` the producer's ``realtime.meters.ProducerStats``, field by
-  field) and ``{"type": "ping", "t": <server ms>}``; ``{"type": "ack",
-  "action": ...}`` / ``{"type": "error", "message": ...}`` after a control.
+  per-stage latency, glass-to-glass, the encoder's counters under ``"encoder"``,
+  this session's counters under ``"session"``, and under ``"producer"`` the
+  producer's ``realtime.meters.ProducerStats``, field by field) and
+  ``{"type": "ping", "t": <server ms>}``; ``{"type": "ack", "action": ...}`` /
+  ``{"type": "error", "message": ...}`` after a control.
 * client → server, parsed by ``parse_channel`` into a typed message:
   ``{"type": "pong", "t": <the ping's t>}`` (``Pong``);
-  ``{"type": "stamp", "stamp": <decoded stamp>, "held_ms": <ms>}`` for each
-  displayed frame (``Stamp``, see ``latency.py``); ``{"type": "client",
-  "frames": n, "fps": x}`` (``ClientCounters``: the client's own decoded-frame
-  counters, shown in ``/stats``); and the controls of ``realtime.controls``:
-  ``{"type": "control", "action": "recalibrate"}`` (``Recalibrate``),
-  ``{"type": "control", "action": "background", "color": "#rrggbb"}``
-  (``SetBackground``, the colour parsed here into (r, g, b)), ``{"type":
-  "control", "action": "avatar", "name": "<avatar>"}`` (``SwitchAvatar``).
+  ``{"type": "shown", "capture_ms": C, "held_ms": h}`` for each shown frame
+  whose capture time the client found (``Shown``: ``h`` is the time from the
+  frame reaching the screen to this message, negative when the message leaves
+  before the frame's expected display time; see ``latency.py``);
+  ``{"type": "keyframe"}`` (``KeyframeRequest``: the client's decoder needs a
+  keyframe, e.g. its RTCP PLI/FIR counters rose; at most one a second per session
+  is acted on, and a keyframe goes to every viewer); ``{"type": "client",
+  "frames": n, "fps": x}`` with optional ``"matched": m`` (frames whose capture
+  time was found), ``"width"`` and ``"height"`` (of the last shown frame)
+  (``ClientCounters``, shown in ``/stats``); and the controls of
+  ``realtime.controls``: ``{"type": "control", "action": "recalibrate"}``
+  (``Recalibrate``), ``{"type": "control", "action": "background", "color":
+  "#rrggbb"}`` (``SetBackground``, the colour parsed here into (r, g, b)),
+  ``{"type": "control", "action": "avatar", "name": "<avatar>"}``
+  (``SwitchAvatar``).
 """
 from __future__ import annotations
 
@@ -56,9 +75,8 @@ from dataclasses import dataclass
 
 from realtime.controls import Control, Recalibrate, SetBackground, SwitchAvatar
 
-from .latency import STAMP_MODULUS
-
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_BUFFERED_BYTES = 64 * 1024
 HARD_MAX_MESSAGE_BYTES = 1024 * 1024
 ROLES = ("viewer", "sender")
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -87,22 +105,31 @@ class Pong:
 
 
 @dataclass(frozen=True)
-class Stamp:
-    """A displayed frame's latency stamp, and how long the client held the frame before reading it."""
+class Shown:
+    """A shown frame's capture time (server ms), and the client's delay from showing it to this echo (ms)."""
 
-    stamp: int
+    capture_ms: float
     held_ms: float
 
 
 @dataclass(frozen=True)
+class KeyframeRequest:
+    """The client's decoder needs a keyframe."""
+
+
+@dataclass(frozen=True)
 class ClientCounters:
-    """The client's own count and rate of decoded frames."""
+    """The client's own count and rate of shown frames; how many of them it found the capture time of, and the
+    size of the last one (None when the client does not say)."""
 
     frames: int
     fps: float
+    matched: int | None = None
+    width: int | None = None
+    height: int | None = None
 
 
-ChannelMessage = Pong | Stamp | ClientCounters | Control
+ChannelMessage = Pong | Shown | KeyframeRequest | ClientCounters | Control
 _CONTROLS = {"recalibrate": Recalibrate, "background": SetBackground, "avatar": SwitchAvatar}
 _ACTIONS = {kind: action for action, kind in _CONTROLS.items()}
 
@@ -160,17 +187,28 @@ def parse_channel(raw: str | bytes) -> ChannelMessage:
     kind = msg["type"]
     if kind == "pong":
         return Pong(_number(msg, "t", 0, float(2**53)))
-    if kind == "stamp":
-        stamp = msg.get("stamp")
-        if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp < STAMP_MODULUS:
-            raise SignalingError(f'"stamp" must be an integer in [0, 2**24), got {stamp!r}')
-        held = _number(msg, "held_ms", 0, 10_000) if "held_ms" in msg else 0.0
-        return Stamp(stamp, held)
+    if kind == "shown":
+        held = _number(msg, "held_ms", -1_000, 10_000) if "held_ms" in msg else 0.0
+        return Shown(_number(msg, "capture_ms", 0, float(2**53)), held)
+    if kind == "keyframe":
+        return KeyframeRequest()
     if kind == "client":
-        return ClientCounters(int(_number(msg, "frames", 0, float(2**53))), _number(msg, "fps", 0, 1000))
+        return ClientCounters(int(_number(msg, "frames", 0, float(2**53))), _number(msg, "fps", 0, 1000),
+                              *(_optional_int(msg, key, hi) for key, hi in (("matched", 2**53), ("width", 1 << 16),
+                                                                          ("height", 1 << 16))))
     if kind == "control":
         return _parse_control(msg)
-    raise SignalingError(f'unknown data channel message type {kind!r}: expected pong, stamp, client or control')
+    raise SignalingError(f'unknown data channel message type {kind!r}: expected pong, shown, keyframe, client '
+                         'or control')
+
+
+def _optional_int(msg: dict, key: str, hi: int) -> int | None:
+    if key not in msg:
+        return None
+    value = msg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
+        raise SignalingError(f'"{key}" must be an integer in [0, {hi}], got {value!r}')
+    return value
 
 
 def _parse_control(msg: dict) -> Control:

@@ -2,7 +2,7 @@
 
 It ties together the MediaPipe landmark detector, the per-frame fit (identity estimated
 over the first frames with a face, then held), gaze from the irises, a One-Euro filter,
-and the no-face policy (hold the last pose, then ease to neutral).
+and the no-face policy (hold the last pose briefly, then ease to neutral, blinking).
 
 World frame of the output. Parameters place the head in the world of `tracker.camera`.
 Give the camera you know (a calibrated webcam, or the camera a test rendered with) and
@@ -26,6 +26,7 @@ from realtime.face import landmark_ids as mp_ids
 from realtime.track.filters import FilterSettings, RigParamsFilter
 from realtime.track.fit import (FitResult, FitSettings, LandmarkBasis, fit_frame, fit_gaze, fold_identity, initial_pose,
                                 landmark_basis, landmark_offsets, landmark_points, offset_landmarks, project)
+from realtime.track.idle import blink_indices, idle_blink
 from realtime.track.sources import Frame, check_frame_image
 
 DEFAULT_DISTANCE = 0.5  # metres from the default camera to the world origin before recentring
@@ -46,14 +47,16 @@ def interocular_distance(points: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class TrackerSettings:
-    """fov_x_deg: assumed horizontal field of view when no camera is given (a typical webcam)
+    """fov_x_deg: assumed horizontal field of view when no camera is given. MediaPipe's landmarks move as a face
+    seen through a long lens would, whatever the camera: among fields of view tried at calibration the narrowest
+    always fits best, and a webcam's wide angle makes head turns read far too small (renders of known turns,
+    tracked without their camera, show it); a narrow one reads them as rendered
     fov_candidates: fields of view tried at calibration when no camera is given; the one whose fit matches the
-    calibration frames best is kept (empty: keep fov_x_deg). MediaPipe's landmarks are flatter in perspective than
-    a webcam's optics, so they fit best at 10-20 degrees, but depth motion then reads several times too large;
-    with the landmark offsets the assumed webcam field of view fits within a few tenths of a percent as well
+    calibration frames best is kept (empty: keep fov_x_deg)
     calibration_frames: frames with a face over which the identity is estimated (0: keep the rig's mean identity)
     n_shape: identity components estimated (the rig's leading ones)
-    hold_s: with no face, hold the last pose this long; ease_s: then ease to neutral over this long
+    hold_s: with no face, hold the last pose this long (a frame or two MediaPipe misses); ease_s: then ease to
+    neutral over this long, the eyes blinking as a resting face's do (realtime.track.idle)
     lost_residual: a fit whose mean landmark error exceeds this fraction of the inter-ocular distance counts as
     no face (the detector latched onto something else, or the fit failed)
     neutral_at_calibration: the calibration frames show the person's neutral face: their mean expression is folded
@@ -71,14 +74,14 @@ class TrackerSettings:
     recentre: move the world origin to the head's place at calibration (only without a given camera)
     """
 
-    fov_x_deg: float = 60.0
+    fov_x_deg: float = 10.0
     fov_candidates: tuple[float, ...] = ()
     calibration_frames: int = 5
     n_shape: int = 50
     neutral_at_calibration: bool = True
     landmark_offsets: bool = True
-    hold_s: float = 0.5
-    ease_s: float = 1.0
+    hold_s: float = 0.1
+    ease_s: float = 0.5
     lost_residual: float = 0.25
     face_check_every: int = 30
     model_path: str | None = None
@@ -137,6 +140,7 @@ class Tracker:
         self._calib_basis = replace(self._tracking_bounds, lower=np.minimum(self._tracking_bounds.lower,
                                                                             -CALIBRATION_REACH))
         self._filter = RigParamsFilter(rig.n_expr, settings.filter) if settings.filter is not None else None
+        self._blinks = blink_indices(rig.expr_names)
         self.restart()
 
     # -- state -----------------------------------------------------------------------------------------
@@ -158,6 +162,7 @@ class Tracker:
         self._state: RigParams | None = None         # last raw fit, warm start of the next
         self._last_output: RigParams | None = None   # last output with a face, start of the ease
         self._last_face_time: float | None = None
+        self._lost_since: float | None = None         # when the face was last lost (None while one is tracked)
         self._rest_translation = np.zeros(3)
         if self._filter is not None:
             self._filter.reset()
@@ -221,15 +226,17 @@ class Tracker:
         timings["fit"] = (fitted - start) * 1e3
         if raw is not None:
             output = self._smooth(raw, time_s)
-            self._last_output, self._last_face_time = output, time_s
+            self._last_output, self._last_face_time, self._lost_since = output, time_s, None
         else:
-            output = self._smooth(self._no_face(time_s), time_s) if self._last_output is not None else None
-            if output is None:
-                output = self._neutral()
+            output = self._idle(time_s)
         timings["filter"] = (time.perf_counter() - fitted) * 1e3
         timings["total"] = (time.perf_counter() - start) * 1e3
         return TrackResult(params=_as_float32(output), landmarks=None if raw is None else points.astype(np.float32),
                            face_found=raw is not None, timings=timings, raw_params=raw, error_iod=error)
+
+    def idle(self, time_s: float) -> RigParams:
+        """The output for a moment without a camera frame (a paused sender): as for a frame without a face."""
+        return _as_float32(self._idle(time_s))
 
     def project(self, params: RigParams) -> np.ndarray:
         """(L, 2) pixels of the fitted landmark ids (`self.basis.ids`) for output `params` seen by `self.camera`
@@ -403,6 +410,19 @@ class Tracker:
         shape = self.basis.identity if self.calibrated else np.zeros(self.rig.n_shape)
         rest = self._rest_translation.copy() if self._view is None else np.zeros(3)
         return RigParams(shape=shape.copy(), expr=np.zeros(self.rig.n_expr), translation=rest)
+
+    def _idle(self, time_s: float) -> RigParams:
+        """No face: the last output eased to neutral (`_no_face`, filtered), or the neutral when there was none;
+        the eyes blink as a resting face's do from hold_s on."""
+        if self._lost_since is None:
+            self._lost_since = time_s
+        output = self._smooth(self._no_face(time_s), time_s) if self._last_output is not None else self._neutral()
+        blink = idle_blink(time_s - self._lost_since - self.settings.hold_s)
+        if blink > 0 and len(self._blinks):
+            expr = np.asarray(output.expr, np.float64).copy()
+            expr[self._blinks] = np.maximum(expr[self._blinks], blink)
+            output = replace(output, expr=expr)
+        return output
 
     def _no_face(self, time_s: float) -> RigParams:
         """Hold the last pose for hold_s, then ease to neutral over ease_s (smoothstep), and cold-start next time."""
