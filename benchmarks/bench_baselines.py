@@ -36,7 +36,8 @@ from realtime.deform import make_deformer
 from realtime.render import get_renderer
 from realtime.render.constants import (
     ALPHA_THRESHOLD, EPS2D, FAR_PLANE, MAX_ALPHA, MIN_TRANSMITTANCE, NEAR_PLANE, TILE_SIZE)
-from realtime.render.cpu import rasterize, sort_and_bin
+from realtime.render.cpu import rasterize
+from realtime.render.tiles import sort_and_bin
 from realtime.render.project import project
 from realtime.render.synthetic import head_scene
 from realtime.rig.synthetic import synthetic_rig

@@ -113,7 +113,8 @@ def run(clips: list[Path] | None = None, size: int = 256, limit: int | None = No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", nargs="*", type=Path, default=None, help="driving videos (default: the shared clips)")
+    parser.add_argument("--clips", nargs="*", type=Path, default=None,
+                        help="driving videos (default: the shared clips)")
     parser.add_argument("--size", type=int, default=256, help="avatar video size in pixels")
     parser.add_argument("--limit", type=int, default=None, help="measure at most this many frames of each clip")
     args = parser.parse_args()

@@ -26,8 +26,10 @@ import numpy as np
 
 from realtime.camera import Camera, head_and_shoulders_camera
 from realtime.geometry import axis_angle_to_matrix
+from realtime.painter import stage_end
 from realtime.render import CpuRenderer, get_renderer
-from realtime.render.cpu import rasterize, sort_and_bin
+from realtime.render.cpu import rasterize
+from realtime.render.tiles import sort_and_bin
 from realtime.render.project import project
 from realtime.render.synthetic import head_scene
 
@@ -69,18 +71,22 @@ def time_size(scene, size: int, frames: int, renderer) -> dict:
     base = head_and_shoulders_camera(scene.vertices, size, size)
     centre = (scene.vertices.min(0) + scene.vertices.max(0)) / 2
     cameras = [orbit(base, centre, yaw) for yaw in 20 * np.sin(np.linspace(0, 2 * np.pi, 24, endpoint=False))]
-    args = (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh)
+    host_args = (scene.means, scene.quats, scene.scales, scene.opacities, scene.sh)
+    args = tuple(renderer.as_input(a) for a in host_args)
+    done = stage_end(renderer.device)  # on CUDA: wait for the frame's kernels, so the time is the GPU's too
     for cam in cameras[:WARMUP]:
         renderer.render(*args, cam)
+    done()
     ms = []
     for i in range(frames):
         t0 = time.perf_counter()
         result = renderer.render(*args, cameras[i % len(cameras)], with_alpha=True)
+        done()
         ms.append((time.perf_counter() - t0) * 1e3)
     report = {"size": [size, size], "frame": summarize_ms(ms),
-              "coverage": float((np.asarray(result.alpha) > 0.5).mean())}
+              "coverage": float((result.numpy().alpha > 0.5).mean())}
     if isinstance(renderer, CpuRenderer):
-        report.update(cpu_stages(args, cameras, frames, renderer.workers))
+        report.update(cpu_stages(host_args, cameras, frames, renderer.workers))
     return report
 
 

@@ -9,11 +9,12 @@
   and of the decoded RGB against the rendered RGB (4:2:0 chroma included, beside the PSNR of the I420
   conversion alone, the ceiling of any 4:2:0 stream): mean, 5th percentile and minimum over the frames after
   the first second, with the stream's configured and measured bitrate and its keyframes.
-* fanout: ``python -m realtime.stream.server`` (the test pattern, in its own process, as a user starts it) with
-  1, 4 and 8 Python viewers in this process: each viewer's fps (frames it decoded whose capture time falls in
-  the measured window, so a backlog at the start does not count), the server's CPU time per published frame,
-  frames encoded against frames published (one encode for all), and each viewer's wait from its offer to its
-  first decoded frame (it starts at a keyframe made for it).
+* fanout: a StreamServer in a child process plays the first content's clip (the test pattern would not do:
+  its still background costs the encoder next to nothing) to 1, 4 and 8 Python viewers in this process: each
+  viewer's fps (frames it decoded whose capture time falls in the measured window, so a backlog at the start
+  does not count), the server process's CPU time per published frame, frames encoded against frames published
+  (one encode for all), and each viewer's wait from its offer to its first decoded frame (it starts at a
+  keyframe made for it).
 
 Other work on this 2-core machine skews every timing: the 1-minute load average is recorded beside each run.
 
@@ -25,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import time
+import urllib.request
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -37,8 +40,7 @@ from skimage.data import astronaut
 from realtime.controls import Control
 from realtime.frames import OutputFrame
 from realtime.meters import ProducerStats
-from realtime.stream.client import PeerClient, ServerProcess
-from realtime.stream.encoder import default_bitrate
+from realtime.stream.client import PeerClient
 from realtime.stream.server import StreamServer
 
 FPS = 25.0
@@ -115,6 +117,42 @@ class ClipProducer:
                              input_size=None, background=(0, 0, 0), recalibrations=0, driver="clip")
 
 
+def _serve_clip(clip: list[np.ndarray], options: dict, port, stop) -> None:
+    """The child process of ClipServer: a StreamServer playing `clip` until `stop` is set."""
+    async def main() -> None:
+        async with StreamServer(ClipProducer(clip), port=0, **options) as server:
+            port.put(server.port)
+            while not stop.is_set():
+                await asyncio.sleep(0.1)
+    asyncio.run(main())
+
+
+class ClipServer:
+    """A StreamServer playing a clip in a child process (so its CPU time is its own); a context manager."""
+
+    def __init__(self, clip: list[np.ndarray], **options) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._port, self._stop = context.Queue(), context.Event()
+        self.proc = context.Process(target=_serve_clip, args=(clip, options, self._port, self._stop), daemon=True)
+
+    def __enter__(self) -> "ClipServer":
+        self.proc.start()
+        port = self._port.get(timeout=120)
+        self.ws_url, self._stats_url = f"ws://127.0.0.1:{port}/ws", f"http://127.0.0.1:{port}/stats"
+        return self
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self._stats_url, timeout=10) as r:
+            return json.loads(r.read())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+
+
 def summary_db(values: list[float]) -> dict:
     a = np.asarray(values)
     return {"mean": round(float(a.mean()), 2), "p5": round(float(np.percentile(a, 5)), 2),
@@ -158,8 +196,8 @@ async def measure_psnr(clip: list[np.ndarray], seconds: float, codec: str = "vp8
             "meets_target": bool(np.mean(y_db) >= TARGET_PSNR_DB)}
 
 
-async def measure_fanout(server: ServerProcess, viewers: int, seconds: float) -> dict:
-    """`viewers` Python viewers of a server subprocess for `seconds` after WARMUP_S; see the module doc."""
+async def measure_fanout(server: ClipServer, viewers: int, seconds: float) -> dict:
+    """`viewers` Python viewers of a server in its own process for `seconds` after WARMUP_S; see the module doc."""
     clients = [PeerClient(server.ws_url) for _ in range(viewers)]
     first_frame_ms = []
     for c in clients:
@@ -186,7 +224,8 @@ async def measure_fanout(server: ServerProcess, viewers: int, seconds: float) ->
         await c.close()
     frames = stats1["frames"] - stats0["frames"]
     fps = [sum(r.capture_ms is not None and t0 <= r.capture_ms < t1 for r in got) / seconds for got in results]
-    return {"viewers": viewers, "fps_per_viewer": [round(f, 2) for f in fps],
+    return {"viewers": viewers, "bitrate_bps": stats1["encoder"]["bitrate"],
+            "fps_per_viewer": [round(f, 2) for f in fps],
             "fps_min": round(min(fps), 2), "fps_mean": round(float(np.mean(fps)), 2),
             "server_fps": round(frames / wall, 2),
             "server_cpu_ms_per_frame": round(cpu * 1e3 / max(1, frames), 2),
@@ -202,23 +241,22 @@ def run(sizes=(256, 512), viewers=(1, 4, 8), seconds: float = 8.0, contents=("av
               "cpu_cores": len(os.sched_getaffinity(0)), "load_average_1m_start": load_1m(),
               "psnr": [], "fanout": []}
     for size in sizes:
-        for content in contents:
-            clip = avatar_clip(size) if content == "avatar" else photo_clip(size)
+        clips = {content: avatar_clip(size) if content == "avatar" else photo_clip(size) for content in contents}
+        for content, clip in clips.items():
             row = asyncio.run(measure_psnr(clip, seconds, codec))
             report["psnr"].append({"content": content, **row, "load_average_1m": load_1m()})
+        content, clip = next(iter(clips.items()))
         for count in viewers:
-            args = ["--size", str(size), "--fps", str(FPS), "--codec", codec, "--max-sessions", str(count + 1),
-                    "--log-level", "WARNING"]
-            with ServerProcess(args) as server:
+            with ClipServer(clip, codec=codec, fps=FPS, max_sessions=count) as server:
                 row = asyncio.run(measure_fanout(server, count, seconds))
-            report["fanout"].append({"size": size, "bitrate_bps": default_bitrate(size, size, FPS), **row})
+            report["fanout"].append({"size": size, "content": content, **row})
     report["load_average_1m_end"] = load_1m()
     report["notes"] = (
         "Loopback on one machine. psnr: in-process server and one Python viewer; PSNR-Y against the server's "
         "own I420 conversion of the rendered frame isolates codec + network, PSNR-RGB against the rendered RGB "
         "adds the 4:2:0 chroma subsampling (sharp saturated edges lose most there); the window includes the "
-        "periodic keyframes (keyframes_in_window), each a one-frame dip. fanout: server subprocess (test "
-        "pattern), viewers decode in this process, so with many viewers at 512 px the viewers' own decoding "
+        "periodic keyframes (keyframes_in_window), each a one-frame dip. fanout: the server in a child process "
+        "playing the clip, viewers decode in this process, so with many viewers at 512 px the viewers' own decoding "
         "competes with the server for the two cores; server_cpu_ms_per_frame is the server process's CPU time "
         "per published frame (encode once, packetize and send per viewer). A load average above the core "
         "count means other work shared the CPU.")

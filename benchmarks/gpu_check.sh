@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA path's check on a GPU machine, in one run with a time budget (BUDGET_S, 470 s: under 8 minutes):
 #
-#   setup         a virtual environment over the image's Python (so it keeps the image's torch) holding this
-#                 project with its `gpu` and `dev` extras, from the wheels in $WHEELS (and PyPI where reachable)
+#   setup         a virtual environment holding this project with its `gpu` and `dev` extras, from the wheels in
+#                 $WHEELS (and PyPI where reachable), in front of the image's packages (so it keeps their torch)
 #   build_gsplat  gsplat's CUDA extension built (TORCH_CUDA_ARCH_LIST=9.0, MAX_JOBS=16) by the project's own probe,
 #                 realtime.render.cuda_backend_problem (build, logged while it runs, then one tiny picture)
 #   gpu_tests     tests/test_deform_gpu_parity.py and tests/test_render_gpu_parity.py, by name
@@ -61,14 +61,23 @@ for item in json.load(open(sys.argv[1]))["install"]:
 EOF
     "$PYTHON" -m pip download --quiet --no-deps "${PY312[@]}" -d "$dir" -r "$tmp/wheels.txt" || return
     echo "gpu_check: $(wc -l <"$tmp/wheels.txt") wheels in $dir ($(du -sh "$dir" | cut -f1))"
+    rm -rf "$tmp"
 }
 
 reachable() {  # is PyPI reachable from here?
     "$PYTHON" -c 'import urllib.request as u; u.urlopen("https://pypi.org/simple/pip/", timeout=5)' 2>/dev/null
 }
 
-setup() {  # the environment: this project, its gpu and dev extras, over the image's site-packages
-    [[ -x $VPY ]] || "$PYTHON" -m venv --system-site-packages --without-pip "$VENV" || return
+setup() {  # the environment: this project, its gpu and dev extras, in front of the image's site-packages
+    if [[ ! -x $VPY ]]; then
+        "$PYTHON" -m venv --without-pip "$VENV" || return
+        # the image's packages (torch above all) behind the environment's own: a .pth file, which works whether
+        # the image's Python is a system one or itself a virtual environment (--system-site-packages would see
+        # only the base interpreter's then)
+        local own
+        own=$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || return
+        "$PYTHON" -c 'import site; print("\n".join(site.getsitepackages()))' >"$own/image-site-packages.pth" || return
+    fi
     local sources=(--find-links "$WHEELS")
     reachable || sources+=(--no-index)
     "$PYTHON" -m pip --python "$VPY" install "${sources[@]}" -e ".[gpu,dev]" || return

@@ -1,7 +1,7 @@
 """The newest-wins mailbox between threads: a stage always takes the newest input, and no queue can grow.
 
 The one home of this pattern: the live loop's stages and the test pattern's camera input use it. The stream's
-`FrameBroadcast` is a different thing: many asyncio readers share one frame that nobody takes.
+`FrameBroadcast` is a different thing: a short ring of encoded frames that every viewer reads in order.
 """
 
 from __future__ import annotations

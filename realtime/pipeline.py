@@ -202,7 +202,7 @@ class LivePipeline:
                 self.painter = AvatarPainter(failed.avatar, failed.camera, backend="cpu", background=failed.background)
                 return self._draw(params, timings)
             if message != self.render_error:
-                log.exception("drawing a frame failed; dropping it (further frames that fail so are not logged)")
+                log.exception("drawing a frame failed; dropping it (the same error recurring is not logged again)")
             self.render_error = message
             return None
 

@@ -22,7 +22,8 @@ from benchmarks import bench_baselines, plots, report, run_all
 from benchmarks.profiles import PROFILES
 from realtime.app import cli
 from realtime.camera import head_and_shoulders_camera
-from realtime.render.cpu import rasterize, sort_and_bin
+from realtime.render.cpu import rasterize
+from realtime.render.tiles import sort_and_bin
 from realtime.render.gsplat_backend import cuda_usable
 from realtime.render.project import project
 from realtime.render.synthetic import head_scene

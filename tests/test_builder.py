@@ -7,7 +7,7 @@ from skimage import data
 
 from realtime.builder.build import build_avatar, crop_camera, crop_image
 from realtime.builder.fit_portrait import PortraitError, detect_face, fit_portrait, load_portrait
-from realtime.builder.regions import EYE, FACE, MOUTH, SCALP, TEETH, face_regions, vertex_regions
+from realtime.builder.regions import EYE, FACE, MOUTH, SCALP, SOCKET, TEETH, face_regions, margin_faces, vertex_regions
 from realtime.deform.reference import deform
 from realtime.face.detector import LandmarkDetector
 from realtime.render import render
@@ -25,10 +25,20 @@ def small_avatar():
     return avatar, lines
 
 
-def _render(avatar, rotation=(0.0, 0.0, 0.0), camera=None):
-    params = RigParams.neutral(avatar.rig)
+@pytest.fixture(scope="module")
+def portrait_fit():
+    return fit_portrait(data.astronaut(), builtin_rig())
+
+
+def _render(avatar, rotation=(0.0, 0.0, 0.0), camera=None, params=None, eyes=(0.0, 0.0)):
+    """The avatar at `params` (default: its neutral), the head turned by `rotation`, the eyes by (pitch, yaw)."""
+    params = RigParams.neutral(avatar.rig) if params is None else RigParams(
+        **{k: np.asarray(getattr(params, k), np.float32).copy() for k in ("shape", "expr", "rotation", "neck_pose",
+                                                                         "jaw_pose", "eyes_pose", "translation")})
     params.shape = avatar.shape
     params.rotation = np.array(rotation, np.float32)
+    if any(eyes):
+        params.eyes_pose = np.array([eyes[0], eyes[1], 0.0] * 2, np.float32)
     g = deform(avatar, params).gaussians
     image = render(g.means, g.quats, g.scales, avatar.opacities, avatar.sh, camera or avatar.camera,
                    background=(1.0, 1.0, 1.0), backend="cpu").image
@@ -76,17 +86,19 @@ def test_regions_follow_the_head_generator_parts():
     assert np.array_equal(build_head(rig.v_template[:478]).faces, rig.faces)
     expected = np.full(rig.n_vertices, FACE)
     for name, value in (("scalp", SCALP), ("mouth", MOUTH), ("teeth_upper", TEETH), ("teeth_lower", TEETH),
-                        ("eyeball_left", EYE), ("eyeball_right", EYE)):
+                        ("eyeball_left", EYE), ("eyeball_right", EYE), ("socket_left", SOCKET),
+                        ("socket_right", SOCKET)):
         expected[parts[name]] = value
     assert np.array_equal(vertex_regions(rig), expected)
     regions = face_regions(rig)
-    assert set(np.unique(regions)) == {FACE, SCALP, MOUTH, TEETH, EYE}
+    assert set(np.unique(regions)) == {FACE, SCALP, MOUTH, TEETH, EYE, SOCKET}
+    margins = margin_faces(rig)
+    assert 50 < margins.sum() < 300 and np.all(regions[margins] == FACE)  # the face's edges round eyes and lips
 
 
-def test_fit_puts_the_mesh_on_the_landmarks_in_the_portrait_view():
+def test_fit_puts_the_mesh_on_the_landmarks_in_the_portrait_view(portrait_fit):
     rig = builtin_rig()
-    image = data.astronaut()
-    fit = fit_portrait(image, rig)
+    fit = portrait_fit
     assert fit.residual_px.mean() < 1.0  # the rig was made from this photo
     # the rest mesh through the portrait camera lands on MediaPipe's points (pose is in the camera)
     mesh = deform_rest(rig, fit)
@@ -104,11 +116,23 @@ def deform_rest(rig, fit):
     return forward(rig.astype(np.float64), fit.view_params, static_offset=fit.static_offset).vertices
 
 
-def test_small_build_reproduces_the_portrait_head(small_avatar):
+def test_the_portraits_smile_is_its_expression_not_its_rest(portrait_fit):
+    names = builtin_rig().expr_names
+    expr = dict(zip(names, portrait_fit.view_params.expr))
+    assert expr["mouthSmileLeft"] > 0.2 and expr["mouthSmileRight"] > 0.2  # the astronaut smiles
+    assert portrait_fit.view_params.jaw_pose[0] >= 0.0
+    rest = portrait_fit.rest_vertices
+    posed = deform_rest(builtin_rig(), portrait_fit)
+    for mesh, wide in ((rest, False), (posed, True)):
+        width = np.linalg.norm(mesh[291] - mesh[61]) / np.linalg.norm(mesh[473] - mesh[468])
+        assert (width > 0.9) == wide  # smiling wide in the portrait's pose, relaxed at rest
+
+
+def test_small_build_reproduces_the_portrait_head(small_avatar, portrait_fit):
     avatar, lines = small_avatar
     assert avatar.n_gaussians == 8000 and avatar.sh_degree == 0
     assert any("refined 20 steps on cpu" in line for line in lines)
-    rendered = _render(avatar)
+    rendered = _render(avatar, params=portrait_fit.view_params)  # posed as the portrait shows the face
     # the default camera is the portrait's own view cropped around the head: the face the photo shows at
     # (u, v) is drawn at (u, v) - shift
     shift = _crop_shift(avatar)
@@ -156,3 +180,17 @@ def test_crop_camera_and_image_agree():
     padded = crop_image(image, -5, 70, 20, 20)[..., 0]  # past the borders: zeros
     assert np.all(padded[10:, :] == 0) and np.all(padded[:, :5] == 0)
     assert np.array_equal(padded[:10, 5:], image[70:80, 0:15, 0])
+
+
+def test_the_neutral_avatar_rests_its_mouth_and_its_eyes_follow_their_gaze(small_avatar):
+    from realtime.face.signals import face_signals
+
+    avatar, _ = small_avatar
+    with LandmarkDetector(static_image_mode=True) as detector:
+        neutral = face_signals(detector.detect_largest(_render(avatar)).points[None])
+        photo = face_signals(detector.detect_largest(data.astronaut()).points[None])
+        gaze = [face_signals(detector.detect_largest(_render(avatar, eyes=(0.0, yaw))).points[None])["gaze_x"][0]
+                for yaw in (-0.4, 0.4)]
+    assert neutral["mouth_open"][0] < 0.05 < photo["mouth_open"][0]       # lips closed, where the photo parts them
+    assert neutral["mouth_width"][0] < photo["mouth_width"][0] - 0.03     # and not smiling
+    assert gaze[1] - gaze[0] > 0.12  # the painted irises turn with the eyes (eye widths, MediaPipe's reading)

@@ -10,7 +10,10 @@ from realtime.geometry import axis_angle_to_matrix
 from realtime.rig import builtin, lbs
 from realtime.face import topology as topo
 from realtime.rig.builtin_shapes import SHAPE_NAMES
+from realtime.face.landmark_ids import NOSE
 from realtime.rig.builtin_neutral import EYEBALL_RADIUS, INTERPUPIL_DISTANCE, metric_transform
+from realtime.rig.builtin_expressions import LIP_CLOSE
+from realtime.rig.builtin_relax import CORNER_CARRY, NEUTRAL_LIP_GAP, NEUTRAL_MOUTH_WIDTH, RELAX_RADIUS
 from realtime.rig.mesh_ops import adjacency, boundary_loops, strip
 from realtime.rig.model import FLAME_PARENTS, RigParams
 
@@ -182,14 +185,31 @@ def test_face_normals_point_out_of_the_face(rig):
 
 # --- template and landmarks -----------------------------------------------------------------------
 
-def test_landmarks_at_rest_reproduce_the_photos_mediapipe_points(rig, photo_points):
+def test_template_is_the_photos_face_with_the_mouth_at_rest(rig, photo_points):
     transform = builtin.builtin_landmark_transform()
-    expected = transform.apply(photo_points)
+    photo = transform.apply(photo_points)
     got = lbs.landmarks(rig, rig.v_template)
     assert np.array_equal(rig.lmk_ids, np.arange(478))
-    # The generator rounds the photo's landmarks to 1/64 px (0.02 mm here).
-    np.testing.assert_allclose(got, expected, atol=np.sqrt(3) * 0.5 / 64 * transform.scale)
-    assert np.abs(got - expected).max() > 0  # rounded, so not bit-identical
+    # Eyes, brows, nose and the face away from the mouth are the photo's MediaPipe points, which the generator
+    # rounds to 1/64 px (0.02 mm here).
+    mouth = 0.5 * (photo[13] + photo[14])
+    reach = 0.5 * (photo[291, 0] - photo[61, 0]) + CORNER_CARRY + RELAX_RADIUS  # the relaxation's reach
+    far = np.flatnonzero(np.linalg.norm(photo - mouth, axis=1) > reach)
+    assert len(far) > 40
+    still = np.concatenate([G["eye_left"], G["eye_right"], G["brow_left"], G["brow_right"], list(NOSE), far,
+                            np.arange(468, 478)])
+    np.testing.assert_allclose(got[still], photo[still], atol=np.sqrt(3) * 0.5 / 64 * transform.scale)
+    assert np.abs(got[still] - photo[still]).max() > 0  # rounded, so not bit-identical
+    # The photo smiles with parted lips; the template's lips are closed, its corners level with them and as far
+    # apart as a relaxed mouth's.
+    assert photo[14, 1] < photo[13, 1] - 0.005
+    assert photo[291, 0] - photo[61, 0] > NEUTRAL_MOUTH_WIDTH + 0.005
+    upper, lower = G["lip_upper_inner"], G["lip_lower_inner"]
+    np.testing.assert_allclose(got[upper, 1] - got[lower, 1], NEUTRAL_LIP_GAP * (np.arange(len(upper)) % 10 > 0),
+                               atol=1e-9)
+    assert got[291, 0] - got[61, 0] == pytest.approx(NEUTRAL_MOUTH_WIDTH)
+    stomion = 0.5 * (got[13, 1] + got[14, 1])
+    assert got[61, 1] == pytest.approx(stomion) and got[291, 1] == pytest.approx(stomion)
     # The embedding is exact: each landmark is a triangle corner of its own vertex with weight 1.
     corner = rig.faces[rig.lmk_faces, np.argmax(rig.lmk_bary, axis=1)]
     assert np.array_equal(corner, np.arange(478)) and np.all(rig.lmk_bary.max(1) == 1.0)
@@ -402,7 +422,7 @@ def test_directions_of_named_motions(rig, photo_points):
     assert d("mouthPucker", 0)[2] > 0.003 and d("mouthPucker", 291)[0] < -0.004 < 0.004 < d("mouthPucker", 61)[0]
     assert d("mouthLeft", 13)[0] > 0.004 and d("mouthRight", 13)[0] < -0.004
     assert d("cheekPuff", 416)[0] > 0.002 and d("cheekPuff", 192)[0] < -0.002
-    assert d("mouthClose", 13)[1] < -0.003 and d("mouthClose", 14)[1] > 0.003
+    assert d("mouthClose", 13)[1] == pytest.approx(-LIP_CLOSE) and d("mouthClose", 14)[1] == pytest.approx(LIP_CLOSE)
     assert d("jawForward", 152)[2] == pytest.approx(0.005)
     # Left and right shapes mirror each other.
     mirror = metric_transform(photo_points)[1]

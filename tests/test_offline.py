@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from dataclasses import replace
+
 import av
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from skimage.data import astronaut
 from realtime.avatar.native import save_avatar
 from realtime.avatar.synthetic import random_avatar
 from realtime.camera import frontal_camera
-from realtime.app.motions import tour
+from realtime.app.motions import TOUR_JAW, tour
 from realtime.app.offline import render_to_file
 from realtime.rig.synthetic import synthetic_rig
 from realtime.track.params_file import TrackedSequence, save_params_npz
@@ -21,8 +23,6 @@ from realtime.track.params_file import TrackedSequence, save_params_npz
 def avatar():
     rig = synthetic_rig()
     a = random_avatar(rig, 3000, seed=2)
-    from dataclasses import replace
-
     return replace(a, camera=frontal_camera(rig.v_template.mean(0), distance=1.0, size=64))
 
 
@@ -47,7 +47,8 @@ def test_tour_mp4_has_one_frame_per_driver_frame_at_its_rate(avatar, tmp_path):
     assert render_to_file(avatar, "tour", out, size=64, progress=False) == expected
     frames, fps = _decode(out)
     assert len(frames) == expected and fps == pytest.approx(25.0)
-    assert np.abs(frames[0].astype(int) - frames[12].astype(int)).max() > 20  # the jaw moved
+    jaw_peak = int(round((TOUR_JAW[0] + TOUR_JAW[1] / 2) * fps))
+    assert np.abs(frames[0].astype(int) - frames[jaw_peak].astype(int)).max() > 20  # the jaw moved
 
 
 def test_parameter_file_drives_the_avatar(avatar, tmp_path):
@@ -80,8 +81,56 @@ def test_face_video_drives_one_output_frame_per_input_frame(avatar, tmp_path):
     assert len(frames) == 8 and fps == pytest.approx(10.0)
 
 
+def _face_video(path, faces: list[bool]) -> None:
+    """A 10 fps clip of the astronaut's face (True) or of a blank grey frame (False), frame by frame."""
+    face = np.ascontiguousarray(astronaut()[:256, 100:356])
+    blank = np.full_like(face, 128)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for shown in faces:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(face if shown else blank, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_frames_without_a_face_are_reported_and_idled_through(avatar, tmp_path):
+    from realtime.rig.builtin import builtin_rig
+
+    face_rig = random_avatar(builtin_rig(), 2000, seed=3)  # a rig the astronaut's face is fitted to
+    face_rig = replace(face_rig, camera=frontal_camera(face_rig.rig.v_template.mean(0), distance=0.6, size=64))
+    video = tmp_path / "half.mp4"
+    _face_video(video, [True] * 6 + [False] * 6)
+    notes = []
+    assert render_to_file(face_rig, str(video), tmp_path / "half_out.mp4", size=64, progress=False,
+                          report=notes.append) == 12
+    assert notes == [f"6 of 12 frames of {video} had no face: the avatar idled through them"]
+    empty = tmp_path / "empty.mp4"
+    _face_video(empty, [False] * 8)
+    notes.clear()
+    assert render_to_file(avatar, str(empty), tmp_path / "empty_out.mp4", size=64, progress=False,
+                          report=notes.append) == 8
+    assert len(notes) == 1 and "no face found in any of the 8 frames" in notes[0]
+    notes.clear()
+    render_to_file(avatar, "tour", tmp_path / "tour.mp4", size=32, progress=False, report=notes.append)
+    assert notes == []  # a scripted motion has nothing to report
+
+
+def test_cli_render_says_when_the_video_shows_no_face(avatar, tmp_path):
+    path = tmp_path / "avatar.rtav"
+    save_avatar(avatar, path)
+    empty = tmp_path / "empty.mp4"
+    _face_video(empty, [False] * 5)
+    done = subprocess.run([sys.executable, "-m", "realtime.app.cli", "render", "--avatar", str(path), "--driver",
+                           str(empty), "--out", str(tmp_path / "out.mp4"), "--size", "32", "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no face found in any of the 5 frames" in done.stderr
+
+
 def test_bad_requests_are_refused_with_clear_errors(avatar, tmp_path):
-    with pytest.raises(ValueError, match="neither a built-in driver"):
+    with pytest.raises(ValueError, match="neither a built-in motion"):
         render_to_file(avatar, "dance", tmp_path / "x.mp4", progress=False)
     with pytest.raises(ValueError, match=r"must end in \.mp4 or \.png"):
         render_to_file(avatar, "still", tmp_path / "x.avi", progress=False)

@@ -10,7 +10,6 @@ stand in for the device's.
 
 import logging
 import sys
-import textwrap
 
 import numpy as np
 import pytest

@@ -36,7 +36,7 @@ def test_vanishing_peers_leave_no_tasks_threads_or_memory_behind():
         before, after = asyncio.run(asyncio.wait_for(cycles(), 90))
     # with max_sessions=2, a leaked session would also have refused the third cycle
     assert after["tasks"] <= before["tasks"], (before, after)
-    # asyncio's default executor (aiortc encodes there) starts workers as calls overlap and keeps them, up to
-    # min(32, cores + 4): that many more threads are not a leak; a thread a cycle would be 40 more
+    # asyncio's default executor starts workers as calls overlap and keeps them, up to min(32, cores + 4): that
+    # many more threads are not a leak; a thread a cycle would be 40 more
     assert after["threads"] <= before["threads"] + min(32, (os.cpu_count() or 1) + 4), (before, after)
     assert after["rss_mb"] - before["rss_mb"] < 10, (before, after)  # measured: ~1 MB over 40 cycles

@@ -71,7 +71,8 @@ def test_a_lost_face_eases_to_neutral_within_about_half_a_second_and_then_blinks
         np.testing.assert_allclose(params.expr[others], 0.0, atol=1e-6)
         np.testing.assert_allclose(params.rotation, 0.0, atol=1e-6)
     halfway = lost[int(0.35 * FPS)]
-    assert 0.1 * np.linalg.norm(first.rotation) < np.linalg.norm(halfway.rotation) < 0.9 * np.linalg.norm(first.rotation)
+    turn = np.linalg.norm(first.rotation)
+    assert 0.1 * turn < np.linalg.norm(halfway.rotation) < 0.9 * turn
     curve = np.array([p.expr[blinks[0]] for p in lost[at:]])
     assert blink_count(curve) >= 2  # not frozen: it keeps blinking
 

@@ -146,8 +146,8 @@ def colour_avatar(prep: Prepared, rig: Rig, n_gaussians: int, seed: int = 0, nam
     eyes = joints[[LEFT_EYE_JOINT, RIGHT_EYE_JOINT]]
     eyeball = np.where(region == reg.EYE, np.where(rest.means[:, 0] > joints[0, 0], 1, 2), 0)  # left eye at +x
     tones = photo_eye_tones(fit.image.astype(np.float32) / 255, fit.landmarks)
-    result = replace(result, colours=paint_eyes(result.colours, rest.means, eyeball, region == reg.SOCKET,
-                                                fit.rest_vertices, eyes, tones).astype(np.float32))
+    painted = paint_eyes(result.colours, rest.means, eyeball, region == reg.SOCKET, fit.rest_vertices, eyes, tones)
+    result = replace(result, colours=painted.astype(np.float32))
     n = len(layout.binding)
     x0, y0, side = prep.box
     avatar = Avatar(rig=rig, shape=fit.shape.astype(np.float32), static_offset=fit.static_offset,

@@ -126,8 +126,9 @@ def wrap_texture(points: np.ndarray, colours: np.ndarray, source: np.ndarray, ta
 
     In azimuth (about the vertical axis through `centre`, 0 facing +z) and elevation, each target's azimuth
     is folded back and forth (mirror-repeat) into the azimuth range the sources cover, its elevation kept
-    above the lowest 40% of the sources', and the target takes the colour of the nearest source there. Mirroring at the edges keeps the copy continuous with what is
-    seen. Returns (T, 3) colours in the order of np.flatnonzero(target).
+    above the lowest 40% of the sources', and the target takes the colour of the nearest source there.
+    Mirroring at the edges keeps the copy continuous with what is seen. Returns (T, 3) colours in the order of
+    np.flatnonzero(target).
     """
     rel = points - centre
     azimuth = np.arctan2(rel[:, 0], rel[:, 2])

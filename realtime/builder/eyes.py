@@ -21,10 +21,11 @@ PUPIL_COLOUR = np.array([0.04, 0.03, 0.03])
 PUPIL_FRACTION = 0.42        # pupil radius over iris radius (indoor light)
 LIMBUS_FRACTION = 0.85       # the iris darkens towards its rim from here
 LIMBUS_SHADE = 0.55          # the limbal ring's brightness relative to the iris
-SOCKET_SHADE = 0.45          # the socket walls' brightness relative to the sclera (in the lids' shadow)
+SOCKET_SHADE = 0.15          # the socket walls' brightness relative to the sclera (in the lids' shadow)
 EDGE = 0.06                  # softness of the painted edges, as a fraction of the iris radius
 DEFAULT_SCLERA = np.array([0.80, 0.75, 0.72])
 MIN_PIXELS = 8               # fewer photo pixels than this for a tone: the default instead
+
 
 
 @dataclass(frozen=True)
@@ -115,3 +116,4 @@ def paint_eyes(colours: np.ndarray, rest_means: np.ndarray, eyeball: np.ndarray,
         out[on] = eyeball_colours(rest_means[on], eye_centres[k], centre_3d, radius, tones)
     out[socket] = tones.sclera * SOCKET_SHADE
     return out
+

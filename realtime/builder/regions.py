@@ -76,3 +76,4 @@ def margin_faces(rig: Rig) -> np.ndarray:
     faces = np.asarray(rig.faces, dtype=np.int64)
     on_face = np.all(faces < topo.N_FACE, axis=1)
     return on_face & np.isin(faces, rims).any(axis=1)
+

@@ -14,6 +14,8 @@ by 1 cm, a full smile the mouth corner by about 1 cm. A feature that moves far
 carries the skin next to it (smooth bumps of handles), so the surface does not
 fold over it: a fold hides the feature behind still skin, and the camera (and
 MediaPipe) then sees a fraction of its motion.
+The template's lips are closed (builtin_relax), so mouthClose, as in ARKit,
+presses them together against an opening jaw.
 
 Opening the jaw and turning the eyes are joint rotations (jaw_pose,
 eyes_pose), not blend shapes.
@@ -34,6 +36,8 @@ NOSE_RIDGE = (6, 197, 195, 5, 4, 1)  # nasal bridge to tip
 LID_CLEARANCE = 0.0008  # closed or widened lids stay this far outside the eyeball (m)
 LID_GAP = 0.0003  # a closed eye's lid margins stop this far apart, so no triangle collapses (m)
 JAW_FORWARD = 0.005  # m
+EYE_WIDE = 0.0045   # m the upper lid's middle rises at a full eyeWide
+LIP_CLOSE = 0.003    # m each inner lip moves towards the other at a full mouthClose (against an open jaw)
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ def _eye_shapes(v: np.ndarray, head: HeadMesh, side: str) -> dict[str, Shape]:
     to_u = _outside_ball(v[inner_u], meet + 0.5 * LID_GAP * up, center, clear)
     to_l = _outside_ball(v[inner_l], meet - 0.5 * LID_GAP * up, center, clear)
     prof = _lid_profile(len(upper))[1:-1, None]
-    wide = _outside_ball(v[inner_u], v[inner_u] + 0.003 * prof * up, center, clear)
+    wide = _outside_ball(v[inner_u], v[inner_u] + EYE_WIDE * prof * up, center, clear)
     below_eye = v[lower[len(lower) // 2]] - np.array([0.0, 0.014, 0.0])
     cheek, cw = _near(v, face, below_eye, 0.012)
     return {
@@ -198,19 +202,17 @@ def _both_shapes(v: np.ndarray, head: HeadMesh, mirror: np.ndarray) -> dict[str,
     g = topo.groups()
     face = head.parts["face"]
     lips = _ids(g["lips_inner"], g["lips_outer"])
-    corners = [61, 78, 291, 308]
     eyes = _ids(g["eye_left"], g["eye_right"])
     upper_in, lower_in = g["lip_upper_inner"][1:-1], g["lip_lower_inner"][1:-1]
     upper_out, lower_out = g["lip_upper_outer"][1:-1], g["lip_lower_outer"][1:-1]
-    middle = 0.5 * (v[13, 1] + v[14, 1])
-    close_u = np.zeros((len(upper_in), 3))
-    close_u[:, 1] = middle + 0.5 * LID_GAP - v[upper_in, 1]
-    close_l = np.zeros((len(lower_in), 3))
-    close_l[:, 1] = middle - 0.5 * LID_GAP - v[lower_in, 1]
-    left_cheek, cw = _near(v, face, v[291] + np.array([0.022, 0.004, -0.008]), 0.016)
+    close_u = np.tile([0.0, -LIP_CLOSE, 0.0], (len(upper_in), 1))
+    close_l = np.tile([0.0, LIP_CLOSE, 0.0], (len(lower_in), 1))
+    # the cheek's fullest point, placed from a cheek landmark that the mouth's expressions leave where it is
+    left_cheek, cw = _near(v, face, v[411] + np.array([-0.002, -0.011, -0.005]), 0.016)
     sign = np.sign(v[:, 0])[:, None]
     cheeks = _ids(left_cheek, mirror[left_cheek])
     cheek_w = np.concatenate([cw, cw])[:, None]
+    corners = [61, 78, 291, 308]
     inward = lambda ids, amount: -amount * sign[ids] * np.array([1.0, 0.0, 0.0])  # noqa: E731
     centre_up, centre_down = [0, 37, 267, 13, 82, 312], [17, 84, 314, 14, 87, 317]
     return {

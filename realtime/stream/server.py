@@ -51,7 +51,7 @@ from websockets.http11 import Request, Response
 from realtime.meters import FpsMeter
 
 from . import signaling
-from .encoder import KEYFRAME_INTERVAL_S, StreamEncoder
+from .encoder import BITRATE_RANGE, KEYFRAME_INTERVAL_S, StreamEncoder
 from .latency import LatencyWindow
 from .session import CODECS, Session
 from .signaling import Bye, Offer, SignalingError
@@ -123,7 +123,7 @@ class StreamServer:
             raise ValueError(f"web client not found: {self.static_dir / 'index.html'} does not exist")
         self._requested_port = port
         self.port: int | None = None
-        self.broadcast: FrameBroadcast | None = None
+        self.broadcast = FrameBroadcast()
         self.sessions: dict[str, Session] = {}
         self.max_connections = 4 * max_sessions + 4  # signaling sockets, with or without a session
         self._connections = 0
@@ -143,7 +143,6 @@ class StreamServer:
 
     # -- lifetime ------------------------------------------------------------------
     async def start(self) -> "StreamServer":
-        self.broadcast = FrameBroadcast()
         self._encode_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stream-encode")
         self._server = await ws_serve(
             self._handle_ws, self.host, self._requested_port,
@@ -161,8 +160,7 @@ class StreamServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(s.close("server stopping") for s in list(self.sessions.values())))
-        if self.broadcast is not None:
-            self.broadcast.close()
+        self.broadcast.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -242,6 +240,7 @@ class StreamServer:
                 "encoder": self.encoder_drops,
             },
             "encoder": dataclasses.asdict(self.encoder.stats()),
+            "keyframe_requests": self.broadcast.keyframe_requests,
             "producer": dataclasses.asdict(self.producer.stats()),
             "producer_error": self.producer_error,
         }
@@ -425,6 +424,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc", "websockets"):  # per-connection chatter
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    low, high = (rate // 1000 for rate in BITRATE_RANGE)
+    if args.bitrate is not None and not low <= args.bitrate <= high:
+        parser.error(f"--bitrate is in kbit/s, from {low} to {high}; got {args.bitrate}")
     options = dict(max_sessions=args.max_sessions, codec=args.codec, fps=args.fps,
                    bitrate=None if args.bitrate is None else args.bitrate * 1000,
                    keyframe_interval_s=args.keyframe_interval)
