@@ -1,6 +1,7 @@
-"""Shared helpers for the benchmarks: what machine and code a result came from, timing summaries, JSON output.
+"""Shared helpers for the benchmarks: what machine and code a result came from, the load and a process's CPU time
+while measuring, timing summaries, JSON output.
 
-    from ._meta import metadata, machine_tag, summarize_ms, write_result
+    from ._meta import cpu_seconds, load_1m, metadata, machine_tag, summarize_ms, write_result
 """
 
 from __future__ import annotations
@@ -77,6 +78,18 @@ def metadata() -> dict:
             "cpu_model": cpu_model(), "cpu_cores": usable_cores(), "gpu": gpu_name(),
             "load_average_1_5_15_min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "versions": library_versions()}
+
+
+def load_1m() -> float:
+    """This machine's 1-minute load average, rounded to 0.01 (recorded beside timings: other work skews them)."""
+    return round(os.getloadavg()[0], 2)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, seconds) that process `pid` has used so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_tag() -> str:

@@ -5,21 +5,25 @@ Runs (each with the server in its own process, started as a user starts it):
 
 * python: `realtime serve --driver browser`; a Python aiortc peer sends the clip as its camera and watches the
   avatar (sender + viewer). Sustained fps at the viewer; server-side processing (camera frame in the server →
-  frame published, so tracking, deformation and rendering, and the waits between them) p50/p95/p99 overall and
-  per stage; glass-to-glass (capture stamp → decoded at the viewer, on the shared monotonic clock) p50/p95, the
-  server's own estimate from the echoed stamps, and camera-to-display (the sent frame's departure → decoded,
-  the uplink included; a lower bound within one camera frame, 40 ms: the driving frame is taken to be the last
-  one sent before the server stamped its arrival). aiortc's receiver hands on a video frame only when the next
-  frame's first packet arrives: the Python viewer's glass-to-glass holds about one output frame interval that a
-  browser does not wait (viewer_frame_interval_ms says how long);
+  frame encoded and published, so tracking, deformation, rendering, the one encode for all viewers, and the
+  waits between them) p50/p95/p99 overall and per stage; glass-to-glass p50/p95 (capture time → decoded at the
+  viewer, on the shared monotonic clock: the capture time travels beside the frame, in a `frame {pts,
+  capture_ms}` message on the data channel, and the viewer matches it to the decoded frame by RTP timestamp),
+  the server's own estimate from the capture times the viewer echoes, and camera-to-display (the sent frame's
+  departure → decoded, the uplink included; a lower bound within one camera frame, 40 ms: the driving frame is
+  taken to be the last one sent before its capture time, the camera frame's arrival in the server). aiortc's
+  receiver hands on a video frame only when the next frame's first packet arrives: the Python viewer's
+  glass-to-glass holds about one output frame interval that a browser does not wait (viewer_frame_interval_ms
+  says how long);
 * chromium: the same with headless Chromium sending the clip as its fake camera (skipped without chromium, or
   with --no-browser); glass-to-glass is the server's estimate from the page's echoes;
 * tour: `realtime serve --driver tour` and a Python viewer: the render path alone (no uplink, no tracking).
 
 And `stages`: each stage of one frame timed in this process, one after another with nothing else running in it
-(landmarks, fit, deform, render, publish = stamp + I420, VP8 encode per viewer, VP8 decode + RGB of the sender's
-camera in the server), so their sum is the CPU time a frame costs; also deformation on torch with one thread
-(the pipeline uses NumPy on the CPU) for comparison.
+(VP8 decode + RGB of the sender's camera in the server, landmarks, fit, deform, render, and encode: the server's
+StreamEncoder, I420 conversion + VP8, once for all viewers), so their sum is the CPU time a frame costs before
+packetizing and sending to each viewer; also deformation on torch with one thread (the pipeline uses NumPy on the
+CPU) for comparison.
 
 Other work on this machine skews every number: the load average is recorded before and after each run.
 
@@ -32,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -41,16 +44,11 @@ import numpy as np
 
 from realtime.stream.client import ArrayVideoTrack, PeerClient, ServerProcess
 
-from ._meta import machine_tag, metadata, summarize_ms, write_result
-from .bench_stream import cpu_seconds
+from ._meta import cpu_seconds, load_1m, machine_tag, metadata, summarize_ms, write_result
 
 CAMERA_FPS = 25
 WARMUP_S = 4.0
 STAGES = ("landmarks", "fit", "deform", "render")
-
-
-def load_1m() -> float:
-    return round(os.getloadavg()[0], 2)
 
 
 def face_clip(size: int, seconds: float, backend: str) -> list[np.ndarray]:
@@ -77,7 +75,7 @@ def server_side(stats: dict) -> dict:
     return {"server_fps": stats["fps"], "processing_ms": stats["processing_ms"],
             "stages_ms": {k: v for k, v in stats["stages_ms"].items()},
             "glass_to_glass_server_estimate_ms": stats["glass_to_glass_ms"],
-            "dropped_inputs": producer.get("dropped_inputs"), "dropped_params": producer.get("dropped_params"),
+            "dropped_inputs": producer.get("input_drops"), "dropped_params": producer.get("dropped_params"),
             "faces_lost": producer.get("faces_lost"), "viewer_skipped_frames": stats["drops"]["viewer_skipped"]}
 
 
@@ -93,25 +91,24 @@ async def python_peer(server: ServerProcess, clip: list[np.ndarray] | None, seco
         load, cpu0, t0 = load_1m(), cpu_seconds(server.proc.pid), time.monotonic()
         got = []
         while time.monotonic() < t0 + seconds:
-            (frame,) = await client.receive(1, timeout=60)
-            got.append((frame, time.monotonic_ns()))
+            got += await client.receive(1, timeout=60)
         wall = time.monotonic() - t0
         cpu = (cpu_seconds(server.proc.pid) - cpu0) / wall
         stats = await asyncio.to_thread(server.stats)
     finally:
         await client.close()
-    stamped = [(r, ns) for r, ns in got if r.latency_ms is not None]
-    result = {"fps": round(len(got) / wall, 2), "frames": len(got), "stamped_frames": len(stamped),
-              "seconds": round(wall, 2), "glass_to_glass_ms": summarize_ms([r.latency_ms for r, _ in stamped]),
-              "viewer_frame_interval_ms": summarize_ms(np.diff([ns for _, ns in got]) / 1e6),
+    matched = [r for r in got if r.capture_ms is not None]  # those whose frame message was matched
+    result = {"fps": round(len(got) / wall, 2), "frames": len(got), "frames_with_capture_time": len(matched),
+              "seconds": round(wall, 2), "glass_to_glass_ms": summarize_ms([r.latency_ms for r in matched]),
+              "viewer_frame_interval_ms": summarize_ms(np.diff([r.got_ms for r in got])),
               **server_side(stats), "server_cpu_cores": round(cpu, 3),
               "load_average_1m": {"before": load, "after": load_1m()}}
     if track is not None:
         shown = []
-        for r, ns in stamped:
-            k = bisect.bisect_right(track.sent_ns, ns - r.latency_ms * 1e6) - 1
+        for r in matched:
+            k = bisect.bisect_right(track.sent_ns, r.capture_ms * 1e6) - 1
             if k >= 0:
-                shown.append((ns - track.sent_ns[k]) / 1e6)
+                shown.append(r.got_ms - track.sent_ns[k] / 1e6)
         result["camera_to_display_ms_lower_bound"] = summarize_ms(shown)
     return result
 
@@ -146,9 +143,9 @@ def chromium_sender(server: ServerProcess, clip: list[np.ndarray], seconds: floa
 
 
 def stage_costs(clip: list[np.ndarray], size: int, backend: str, frames: int) -> dict:
-    """Each stage of a frame timed in this process, one after another, over `frames` frames of `clip`."""
-    import fractions
-
+    """Each stage of a frame timed in this process, one after another, over `frames` frames of `clip` (the first 5
+    left out): the camera frame as the server gets it (aiortc's VP8, as the server decodes it), tracking, drawing,
+    and the server's one encode for all viewers (StreamEncoder: I420 conversion + VP8)."""
     import av
     import torch
     from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder, vp8_depayload
@@ -157,13 +154,16 @@ def stage_costs(clip: list[np.ndarray], size: int, backend: str, frames: int) ->
     from realtime.deform import make_deformer
     from realtime.app.library import resolve_avatar
     from realtime.painter import AvatarPainter
-    from realtime.stream.tracks import FrameBroadcast, input_image
+    from realtime.stream.encoder import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE, StreamEncoder
+    from realtime.stream.tracks import input_image
     from realtime.track.tracker import Tracker
 
     avatar, _ = resolve_avatar("demo")
     painter = AvatarPainter(avatar, avatar.camera.resized(size, size), backend=backend)
     tracker = Tracker(avatar.rig)
-    camera_encoder, camera_decoder, viewer_encoder = Vp8Encoder(), Vp8Decoder(), Vp8Encoder()
+    camera_encoder, camera_decoder = Vp8Encoder(), Vp8Decoder()
+    stream_encoder = StreamEncoder(fps=CAMERA_FPS)
+    frame_ticks = VIDEO_CLOCK_HZ // CAMERA_FPS
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch_deformer = make_deformer(avatar, "torch", device="cpu") if backend == "cpu" else None
@@ -174,15 +174,14 @@ def stage_costs(clip: list[np.ndarray], size: int, backend: str, frames: int) ->
         times.setdefault(name, []).append((now - start) * 1e3)
         return now
 
-    async def loop() -> None:
-        broadcast = FrameBroadcast()
+    try:
         for i in range(frames + 5):
             image = clip[i % len(clip)]
             sent = av.VideoFrame.from_ndarray(image, format="rgb24")
-            sent.pts, sent.time_base = i * 3600, fractions.Fraction(1, 90_000)
-            payloads, stamp = camera_encoder.encode(sent)
+            sent.pts, sent.time_base = i * frame_ticks, VIDEO_TIME_BASE
+            payloads, timestamp = camera_encoder.encode(sent)
             start = time.perf_counter()
-            (decoded,) = camera_decoder.decode(JitterFrame(b"".join(vp8_depayload(p) for p in payloads), stamp))
+            (decoded,) = camera_decoder.decode(JitterFrame(b"".join(vp8_depayload(p) for p in payloads), timestamp))
             camera = input_image(decoded)
             timed("camera_decode", start)
             result = tracker.track(camera)
@@ -195,24 +194,17 @@ def stage_costs(clip: list[np.ndarray], size: int, backend: str, frames: int) ->
             for stage in ("deform", "render"):
                 times.setdefault(stage, []).append(timings[stage])
             start = time.perf_counter()
-            published = broadcast.publish(picture, time.monotonic_ns())
-            start = timed("publish", start)
-            out = av.VideoFrame.from_ndarray(published.yuv, format="yuv420p")
-            out.pts, out.time_base = published.pts, fractions.Fraction(1, 90_000)
-            viewer_encoder.encode(out)
+            stream_encoder.encode(picture, i * frame_ticks)
             timed("encode", start)
             if torch_deformer is not None:
                 start = time.perf_counter()
                 torch_deformer.deform(params)
                 timed("deform_torch_1_thread", start)
-
-    try:
-        asyncio.run(loop())
     finally:
         torch.set_num_threads(threads)
         tracker.close()
     summary = {name: summarize_ms(ms[5:]) for name, ms in times.items()}
-    serial = ("camera_decode", "landmarks", "fit", "deform", "render", "publish", "encode")
+    serial = ("camera_decode", "landmarks", "fit", "deform", "render", "encode")
     total = sum(summary[k]["p50_ms"] for k in serial)
     return {"frames": frames, "stages_ms": summary, "frame_cpu_ms_p50_sum": round(total, 2),
             "fps_if_serial": round(1000.0 / total, 2), "serial_stages": list(serial)}
@@ -239,12 +231,13 @@ def run(seconds: float = 30.0, backend: str = "cpu", quick: bool = False, size: 
     report["notes"] = (
         "Loopback on one machine: the server in its own process, the Python peer in the benchmark's, Chromium "
         "headless without GPU. processing_ms and stages_ms are the server's windows over its last 300 frames "
-        f"(the first {WARMUP_S:g} s of warm-up may fall inside). glass_to_glass_ms: capture stamp (the camera "
-        "frame's arrival in the server, or the tour frame's push) to decoded at the Python viewer, or the "
-        "server's echo estimate for Chromium. aiortc's receiver hands a video frame on only when the first "
-        "packet of the next frame arrives, so the Python viewer's glass-to-glass includes about one output frame "
-        "interval (viewer_frame_interval_ms) that a browser viewer does not wait; the same holds for camera frames "
-        "entering the server (one camera frame, 40 ms at 25 fps, before the capture stamp, so not counted). A "
+        f"(the first {WARMUP_S:g} s of warm-up may fall inside). glass_to_glass_ms: capture time (the camera "
+        "frame's arrival in the server, or the tour frame's push; sent beside the frame on the data channel and "
+        "matched to it by RTP timestamp) to decoded at the Python viewer, or the server's estimate from the "
+        "capture times Chromium echoes. aiortc's receiver hands a video frame on only when the first packet of "
+        "the next frame arrives, so the Python viewer's glass-to-glass includes about one output frame interval "
+        "(viewer_frame_interval_ms) that a browser viewer does not wait; the same holds for camera frames "
+        "entering the server (one camera frame, 40 ms at 25 fps, before the capture time, so not counted). A "
         "load average above the core count means other work shared the CPU during the run.")
     report["load_average_1m_end"] = load_1m()
     return report

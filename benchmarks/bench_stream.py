@@ -5,13 +5,17 @@ driver, in its own process); viewers are Python aiortc peers in this process, an
 optionally a headless Chromium on ``/view``. For each frame size and viewer count:
 
 * fps: decoded frames per second at each viewer (the driver makes ``--fps``);
-* glass-to-glass: capture stamp → decoded at the Python viewer, on this machine's
-  monotonic clock (the server shares it), and the server's own estimate from the
-  echoed stamps (echo arrival - stamp - rtt/2), which is what a browser reports;
-* server processing: capture → frame published (test-pattern draw + stamp + I420
-  conversion; the live loop's stages add to this), from ``/stats``;
-* server CPU: the server process's CPU time per wall second (encoding is per viewer);
-* publish: the per-frame cost of stamping and converting once for all viewers, timed in-process.
+* glass-to-glass: the frame's capture time → decoded at the Python viewer, on this
+  machine's monotonic clock (the server shares it). The capture time travels beside
+  the frame, in a ``frame {pts, capture_ms}`` message on the data channel, and the
+  viewer matches it to the decoded frame by RTP timestamp (see
+  ``realtime/stream/frametimes.py``); also the server's own estimate from the capture
+  times the viewers echo (echo arrival - capture time - rtt/2), which is what a browser reports;
+* server processing: capture → frame published (test-pattern draw + I420 conversion +
+  encoding, once for all viewers; the live loop's stages add to this), from ``/stats``;
+* server CPU: the server process's CPU time per wall second (one encode, then
+  packetizing and sending per viewer);
+* encode: the per-frame cost of the server's ``StreamEncoder`` (I420 conversion + the codec), timed in-process.
 
     python -m benchmarks.bench_stream [--sizes 256 512] [--viewers 1 4] [--seconds 10] [--no-browser]
 
@@ -21,38 +25,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import tempfile
 import time
 
 from realtime.stream.client import PeerClient, ServerProcess
+from realtime.stream.encoder import VIDEO_CLOCK_HZ, StreamEncoder
 from realtime.stream.testpattern import draw_pattern
-from realtime.stream.tracks import FrameBroadcast
 
-from ._meta import machine_tag, metadata, summarize_ms, write_result
+from ._meta import cpu_seconds, load_1m, machine_tag, metadata, summarize_ms, write_result
 from .chromium import CHROMIUM
 
 WARMUP_S = 2.0
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def publish_cost(size: int, frames: int = 200) -> dict:
-    async def run():
-        broadcast = FrameBroadcast()
-        image = draw_pattern(0, size, size, (30, 30, 30))
-        times = []
-        for i in range(frames):
-            t0 = time.perf_counter()
-            broadcast.publish(image, time.monotonic_ns())
-            times.append((time.perf_counter() - t0) * 1e3)
-        return summarize_ms(times[10:])
-    return asyncio.run(run())
+def encode_cost(size: int, fps: float, codec: str = "vp8", frames: int = 200) -> dict:
+    """What the server's one encode costs a frame: ``StreamEncoder.encode`` (I420 conversion + `codec`) of the
+    moving test pattern at size x size and `fps` (its pts), the first 10 frames left out."""
+    encoder = StreamEncoder(codec, fps=fps)
+    times = []
+    for i in range(frames):
+        image = draw_pattern(i, size, size, (30, 30, 30))
+        t0 = time.perf_counter()
+        encoder.encode(image, round(i * VIDEO_CLOCK_HZ / fps))
+        times.append((time.perf_counter() - t0) * 1e3)
+    return summarize_ms(times[10:])
 
 
 async def python_viewers(server: ServerProcess, count: int, seconds: float) -> dict:
@@ -129,9 +126,10 @@ def main() -> None:
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
 
-    runs, load_before = [], os.getloadavg()
+    runs, load_before = [], load_1m()
     for size in args.sizes:
-        run = {"size": size, "fps_target": args.fps, "codec": args.codec, "publish_ms": publish_cost(size)}
+        run = {"size": size, "fps_target": args.fps, "codec": args.codec,
+               "encode_ms": encode_cost(size, args.fps, args.codec)}
         server_args = ["--size", str(size), "--fps", str(args.fps), "--codec", args.codec,
                        "--max-sessions", str(max(args.viewers) + 1), "--log-level", "WARNING"]
         run["python"] = []
@@ -151,12 +149,13 @@ def main() -> None:
         runs.append(run)
 
     report = {"benchmark": "stream", "meta": metadata(), "runs": runs,
-              "load_average_1m": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+              "load_average_1m": {"before": load_before, "after": load_1m()},
               "notes": "Loopback on one machine: server subprocess (test-pattern driver), Python aiortc viewers "
                        "in the benchmark process, Chromium headless without GPU. glass_to_glass_ms is measured "
-                       "at the Python viewer on the shared monotonic clock; the server estimate uses the echoed "
-                       "stamps (see realtime/stream/latency.py). A load average above the core count means other "
-                       "work shared the CPU during the run."}
+                       "at the Python viewer on the shared monotonic clock, from the capture time sent beside "
+                       "each frame and matched to it by RTP timestamp; the server estimate uses the capture times "
+                       "the viewers echo (see realtime/stream/latency.py). A load average above the core count "
+                       "means other work shared the CPU during the run."}
     print(write_result(f"stream_{machine_tag()}", report))
 
 

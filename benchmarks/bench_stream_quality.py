@@ -19,7 +19,9 @@
 Other work on this 2-core machine skews every timing: the 1-minute load average is recorded beside each run.
 
     python -m benchmarks.bench_stream_quality [--sizes 256 512] [--viewers 1 4 8] [--seconds 8]
-        [--content avatar photo] [--codec vp8] [--out FILE.json]
+        [--content avatar photo] [--codec vp8]
+
+Writes benchmarks/results/stream_quality_<machine>.json; `python -m benchmarks` runs it as its stream_quality section.
 """
 from __future__ import annotations
 
@@ -27,10 +29,8 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import os
 import time
 import urllib.request
-from pathlib import Path
 from typing import AsyncIterator
 
 import av
@@ -43,32 +43,13 @@ from realtime.meters import ProducerStats
 from realtime.stream.client import PeerClient
 from realtime.stream.server import StreamServer
 
+from ._meta import cpu_seconds, load_1m, machine_tag, metadata, write_result
+from .bench_live import face_clip
+
 FPS = 25.0
 WARMUP_S = 1.0
 AVATAR_FRAMES = 50  # two seconds of the tour, looped
 TARGET_PSNR_DB = 36.0
-
-
-def load_1m() -> float:
-    return round(os.getloadavg()[0], 2)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def avatar_clip(size: int, frames: int = AVATAR_FRAMES) -> list[np.ndarray]:
-    """The demo avatar's expression tour, its first `frames` frames, rendered at size x size on the CPU."""
-    from realtime.app.library import resolve_avatar
-    from realtime.app.motions import tour
-    from realtime.painter import AvatarPainter
-    from realtime.pipeline import drive
-
-    avatar, _ = resolve_avatar("demo")
-    painter = AvatarPainter(avatar, avatar.camera.resized(size, size), backend="cpu")
-    return [out.image for out in drive(tour(avatar.rig, avatar.shape, fps=FPS).frames[:frames], painter)]
 
 
 def photo_clip(size: int, frames: int = 100) -> list[np.ndarray]:
@@ -237,11 +218,11 @@ async def measure_fanout(server: ClipServer, viewers: int, seconds: float) -> di
 def run(sizes=(256, 512), viewers=(1, 4, 8), seconds: float = 8.0, contents=("avatar", "photo"),
         codec: str = "vp8") -> dict:
     """Every measurement of the module doc; a JSON-able dict."""
-    report = {"benchmark": "stream_quality", "codec": codec, "fps": FPS, "target_psnr_db": TARGET_PSNR_DB,
-              "cpu_cores": len(os.sched_getaffinity(0)), "load_average_1m_start": load_1m(),
+    report = {"codec": codec, "fps": FPS, "target_psnr_db": TARGET_PSNR_DB, "load_average_1m_start": load_1m(),
               "psnr": [], "fanout": []}
     for size in sizes:
-        clips = {content: avatar_clip(size) if content == "avatar" else photo_clip(size) for content in contents}
+        clips = {content: face_clip(size, AVATAR_FRAMES / FPS, "cpu") if content == "avatar" else photo_clip(size)
+                 for content in contents}
         for content, clip in clips.items():
             row = asyncio.run(measure_psnr(clip, seconds, codec))
             report["psnr"].append({"content": content, **row, "load_average_1m": load_1m()})
@@ -264,20 +245,23 @@ def run(sizes=(256, 512), viewers=(1, 4, 8), seconds: float = 8.0, contents=("av
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_stream_quality",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per run")
     parser.add_argument("--content", nargs="+", choices=["avatar", "photo"], default=["avatar", "photo"])
     parser.add_argument("--codec", choices=["vp8", "h264"], default="vp8")
-    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
-    report = run(args.sizes, args.viewers, args.seconds, args.content, args.codec)
-    text = json.dumps(report, indent=2)
-    if args.out is not None:
-        args.out.write_text(text + "\n")
-    print(text)
+    report = {"benchmark": "stream_quality", "meta": metadata(),
+              **run(args.sizes, args.viewers, args.seconds, args.content, args.codec)}
+    for r in report["psnr"]:
+        print(f"{r['size']}px {r['content']}: PSNR-Y mean {r['psnr_y_db']['mean']} p5 {r['psnr_y_db']['p5']} dB, "
+              f"PSNR-RGB mean {r['psnr_rgb_db']['mean']} dB at {r['measured_bps'] / 1e3:.0f} of "
+              f"{r['bitrate_bps'] / 1e3:.0f} kbit/s", flush=True)
+    for r in report["fanout"]:
+        print(f"{r['size']}px x{r['viewers']} viewers: fps min {r['fps_min']}, server CPU "
+              f"{r['server_cpu_ms_per_frame']} ms a frame", flush=True)
+    print(write_result(f"stream_quality_{machine_tag()}", report))
 
 
 if __name__ == "__main__":

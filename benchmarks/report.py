@@ -104,14 +104,17 @@ def live_part(suites: list[dict]) -> str:
         rows += [[f"({key}, for comparison)", *(_ms(x) for x in percentiles(v))] for key, v in in_process.items()
                  if key not in dict((k, 1) for _, k in IN_PROCESS)]
         parts.append(f"**{where}.**\n\nEach stage timed in-process, one after another ({stages.get('frames')} "
-                     f"frames; capture = VP8 decode + RGB of the camera frame in the server, publish = stamp + "
-                     f"I420, encode = VP8 for one viewer): the p50s sum to {stages.get('frame_cpu_ms_p50_sum')} ms "
-                     f"of CPU a frame, {stages.get('fps_if_serial')} fps if run serially.\n\n"
+                     f"frames; capture = VP8 decode + RGB of the camera frame in the server, encode = I420 "
+                     f"conversion + VP8, once for all viewers): the p50s sum to "
+                     f"{stages.get('frame_cpu_ms_p50_sum')} ms of CPU a frame, {stages.get('fps_if_serial')} fps "
+                     f"if run serially.\n\n"
                      + _table(["stage", "p50 ms", "p95 ms", "p99 ms"], rows))
+        header = ["run", "fps", "server processing", *SERVER_STAGES, "glass-to-glass",
+                  "camera-to-display (lower bound)", "dropped camera frames", "server CPU cores", "load avg 1 min"]
         rows, breakdown = [], []
         for run in live.get("runs", []):
             if "error" in run:
-                rows.append([run["label"], run["error"]] + [""] * 9)
+                rows.append([run["label"], run["error"]] + [""] * (len(header) - 2))
                 continue
             st = run.get("stages_ms", {})
             load = run.get("load_average_1m", {})
@@ -123,9 +126,7 @@ def live_part(suites: list[dict]) -> str:
             breakdown.append([run["label"], *(f"{k} {_ms(v)}" for k, v in
                                               plots.live_breakdown(run).items())])
         parts.append("Runs over loopback (the server in its own process, as a user starts it), ms p50 / p95:\n\n"
-                     + _table(["run", "fps", "server processing", *SERVER_STAGES, "glass-to-glass",
-                               "camera-to-display (lower bound)", "dropped camera frames", "server CPU cores",
-                               "load avg 1 min"], rows))
+                     + _table(header, rows))
         if breakdown:
             parts.append("Where each run's glass-to-glass p50 goes (ms; the stacked bars above):\n\n" + "\n".join(
                 f"* {row[0]}: " + ", ".join(row[1:]) for row in breakdown))
@@ -218,6 +219,43 @@ def stream_part(suites: list[dict]) -> str:
             + "".join(f"\n\n_{note}_" for note in notes))
 
 
+def _kbit(bps: float | None) -> str:
+    return "–" if bps is None else f"{bps / 1e3:.0f}"
+
+
+def stream_quality_part(suites: list[dict]) -> str:
+    parts = []
+    for s in suites:
+        q = section(s, "stream_quality")
+        if not q:
+            continue
+        rows = [[f"{r['size']}x{r['size']}", r["content"], f"{_kbit(r['bitrate_bps'])} / {_kbit(r['measured_bps'])}",
+                 r["keyframes_in_window"], f"{r['psnr_y_db']['mean']:.1f} / {r['psnr_y_db']['p5']:.1f}",
+                 f"{r['psnr_rgb_db']['mean']:.1f}", f"{r['psnr_rgb_i420_conversion_only_db']['mean']:.1f}",
+                 f"{r['psnr_y_db']['frames']} ({r['frames_unmatched']} unmatched)",
+                 "yes" if r["meets_target"] else "**no**", f"{r['load_average_1m']:.1f}"] for r in q["psnr"]]
+        parts.append(f"{machine_label(s)}, {q['codec'].upper()} at {q['fps']:g} fps: each frame a Python viewer "
+                     "decoded against the frame the server rendered (matched by its capture time); PSNR-Y against "
+                     "the server's own I420 conversion (what the codec and the network lost; target "
+                     f"{q['target_psnr_db']:g} dB mean), PSNR-RGB against the rendered RGB (4:2:0 chroma "
+                     "included; beside it the I420 conversion alone, the ceiling of any 4:2:0 stream).\n\n"
+                     + _table(["size", "content", "kbit/s configured / measured", "keyframes", "PSNR-Y dB mean / p5",
+                               "PSNR-RGB dB mean", "I420 alone dB", "frames", "target met", "load avg 1 min"], rows))
+        rows = [[f"{r['size']}x{r['size']}", r["content"], r["viewers"], f"{r['fps_min']:.1f} / {r['fps_mean']:.1f}",
+                 f"{r['server_fps']:.1f}", f"{r['server_cpu_ms_per_frame']:.1f}",
+                 f"{r['frames_encoded']} / {r['frames_published']}", f"{max(r['first_frame_ms']):.0f}",
+                 f"{r['load_average_1m']['before']:.1f} → {r['load_average_1m']['after']:.1f}"] for r in q["fanout"]]
+        if rows:
+            parts.append("One encode for every viewer: the server in its own process, the viewers in the "
+                         "benchmark's (their decoding shares the CPU with it).\n\n"
+                         + _table(["size", "content", "viewers", "fps per viewer min / mean", "server fps",
+                                   "server CPU ms a frame", "frames encoded / published",
+                                   "first frame ms (slowest viewer)", "load avg 1 min"], rows))
+        if q.get("notes"):
+            parts.append(f"_{q['notes']}_")
+    return "\n\n".join(parts) or "_Not measured in this run._"
+
+
 def baselines_part(suites: list[dict]) -> str:
     parts = []
     for s in suites:
@@ -300,6 +338,8 @@ def profiles_part() -> str:
             ("encode: frames at 512x512", lambda p: str(p.encode_frames)),
             ("stream: sizes, viewers, seconds, browser", lambda p: f"{_sizes(p.stream_sizes)}; "
              f"{_sizes(p.stream_viewers)}; {p.stream_seconds:g}; {'yes' if p.stream_browser else 'no'}"),
+            ("stream quality: sizes, viewers, seconds, content", lambda p: f"{_sizes(p.quality_sizes)}; "
+             f"{_sizes(p.quality_viewers)}; {p.quality_seconds:g}; {', '.join(p.quality_contents)}"),
             ("live loop: seconds per run", lambda p: f"{p.live_seconds:g}"),
             ("track, builder", lambda p: "yes (their own scripts)" if p.scripts else "no")):
         rows.append([label, cell(PROFILES["full"]), cell(PROFILES["quick"])])
@@ -337,9 +377,11 @@ def report_markdown(suites: list[dict], images: dict) -> str:
         "### Encoders", load_note(suites, "encode"), encode_part(suites),
         "## Glass-to-glass latency over loopback", load_note(suites, "stream"), _image(images, "glass_to_glass.png"),
         "Stream server with its test pattern (no avatar work), Python aiortc peers on the same machine and "
-        "headless Chromium when installed; latency from the capture stamp to the decoded frame, on the shared "
-        "monotonic clock (the browser's figure is the server's estimate from echoed stamps).",
+        "headless Chromium when installed; latency from the frame's capture time to the decoded frame, on the "
+        "shared monotonic clock (the capture time travels beside the frame on the data channel and is matched to "
+        "it by RTP timestamp; the browser's figure is the server's estimate from the capture times it echoes).",
         stream_part(suites),
+        "## Stream quality and fan-out", load_note(suites, "stream_quality"), stream_quality_part(suites),
         "## Baselines (measured in the same run)", load_note(suites, "baselines"), _image(images, "baselines.png"),
         baselines_part(suites),
         "## Tracking and avatar builder", load_note(suites, "track"), load_note(suites, "builder"),
@@ -393,6 +435,16 @@ def _key_rows(suite: dict) -> list[list[str]]:
         if run.get("browser") and "glass_to_glass_ms" in run["browser"]:
             rows.append([f"stream glass-to-glass {run['size']}px, Chromium",
                          f"p50 {_ms(percentiles(run['browser']['glass_to_glass_ms'])[0])} ms"])
+    quality = section(suite, "stream_quality") or {}
+    for r in quality.get("psnr", []):
+        rows.append([f"stream quality {r['size']}px {r['content']}, {r['codec'].upper()} at "
+                     f"{_kbit(r['measured_bps'])} kbit/s", f"PSNR-Y {r['psnr_y_db']['mean']:.1f} dB "
+                     f"(p5 {r['psnr_y_db']['p5']:.1f}), PSNR-RGB {r['psnr_rgb_db']['mean']:.1f} dB"])
+    for r in quality.get("fanout", []):
+        if r["viewers"] == max(x["viewers"] for x in quality["fanout"] if x["size"] == r["size"]):
+            rows.append([f"stream fan-out {r['size']}px, {r['viewers']} viewer(s), one encode",
+                         f"{r['fps_min']:.1f} fps each at least, server {r['server_cpu_ms_per_frame']:.1f} ms CPU "
+                         "a frame"])
     for r in (section(suite, "baselines") or {}).get("avatar_frame", []):
         for label, ratios in r["ratios_over_ours_p50"].items():
             rows.append([f"GaussianAvatars-style frame ({r['paths'][label]}) / ours ({r['paths']['ours']}), "

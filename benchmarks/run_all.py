@@ -6,9 +6,10 @@
 Sections (each a function of the profile and the devices measured; one that fails is recorded as an error
 and the others still run): live (the real loop, benchmarks/bench_live.py), render (frames/s over Gaussian
 count x resolution), deform (NumPy, torch, CuPy), encode (VP8, H.264 at 512x512), stream (glass-to-glass
-over loopback: Python peers, headless Chromium when installed), baselines (benchmarks/bench_baselines.py),
-and in the full profile track and builder (their own modules, `python -m benchmarks.bench_track` and
-`python -m benchmarks.bench_builder`, in subprocesses).
+over loopback: Python peers, headless Chromium when installed), stream_quality (PSNR of what a viewer decodes
+against what was rendered, and the one encode fanned out to many viewers: benchmarks/bench_stream_quality.py),
+baselines (benchmarks/bench_baselines.py), and in the full profile track and builder (their own modules,
+`python -m benchmarks.bench_track` and `python -m benchmarks.bench_builder`, in subprocesses).
 
 Profiles (benchmarks/profiles.py): `full` (default; 7 to 12 minutes on a busy 2-core CPU), `quick` (under 3
 minutes on a 2-core CPU: small sizes, few frames, no browser, no track/builder) and `smoke` (seconds of measuring:
@@ -139,6 +140,14 @@ def section_stream(ctx: Context) -> dict:
     return {"driver": "test pattern (realtime.stream.server)", "runs": runs, "notes": notes}
 
 
+def section_stream_quality(ctx: Context) -> dict:
+    """Received-frame PSNR and the cost of fanning one encode out to viewers (bench_stream_quality's runs)."""
+    from . import bench_stream_quality
+
+    p = ctx.profile
+    return bench_stream_quality.run(p.quality_sizes, p.quality_viewers, p.quality_seconds, p.quality_contents)
+
+
 def section_baselines(ctx: Context) -> dict:
     from . import bench_baselines
 
@@ -163,7 +172,8 @@ def script_section(script: str, result_name: str) -> Callable[[Context], dict]:
 
 
 SECTIONS: dict[str, Callable] = {"live": section_live, "render": section_render, "deform": section_deform,
-                                 "encode": section_encode, "stream": section_stream, "baselines": section_baselines}
+                                 "encode": section_encode, "stream": section_stream,
+                                 "stream_quality": section_stream_quality, "baselines": section_baselines}
 SCRIPT_RESULTS = {"bench_track.py": ("track", "track_{machine}"),
                   "bench_builder.py": ("builder", "builder_cpu_{machine}")}
 
@@ -222,8 +232,9 @@ def parser() -> argparse.ArgumentParser:
                    help="cpu: CPU paths only; cuda: also CUDA (error without it); auto: CUDA when usable")
     p.add_argument("--out", type=Path,
                    help="output folder (default benchmarks/results; quick, smoke: benchmarks/results/quick)")
-    p.add_argument("--only", nargs="+", help="run only these sections (live render deform encode stream baselines "
-                                             "track builder); the suite file then holds only those")
+    p.add_argument("--only", nargs="+", help="run only these sections (live render deform encode stream "
+                                             "stream_quality baselines track builder); the suite file then holds "
+                                             "only those")
     p.add_argument("--report-only", action="store_true", help="no measuring: rebuild report.md and plots from "
                                                               "the suite_*.json in the output folder")
     p.add_argument("--readme", action="store_true", help="also rewrite README.md's performance section from "

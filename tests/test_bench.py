@@ -30,7 +30,7 @@ from realtime.render.synthetic import head_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SECTIONS = {"live", "render", "deform", "encode", "stream", "baselines"}
+SECTIONS = {"live", "render", "deform", "encode", "stream", "stream_quality", "baselines"}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,15 @@ def test_smoke_sections_hold_their_measurements(smoke):
     (stream,) = s["stream"]["runs"]
     (peer,) = stream["python"]
     assert peer["glass_to_glass_ms"]["frames"] > 0 and min(peer["fps_per_viewer"]) > 0
+    quality = s["stream_quality"]
+    assert [(r["size"], r["content"]) for r in quality["psnr"]] == [
+        (z, c) for z in profile.quality_sizes for c in profile.quality_contents]
+    for row in quality["psnr"]:
+        assert row["psnr_y_db"]["frames"] > 0 and row["measured_bps"] > 0 and row["bitrate_bps"] > 0
+    assert [(r["size"], r["viewers"]) for r in quality["fanout"]] == [
+        (z, n) for z in profile.quality_sizes for n in profile.quality_viewers]
+    for row in quality["fanout"]:
+        assert row["fps_min"] > 0 and row["frames_encoded"] > 0 and row["server_cpu_ms_per_frame"] > 0
     live = s["live"]
     assert {key for _, key in plots.IN_PROCESS} <= set(live["stages"]["stages_ms"])
     assert [run["label"] for run in live["runs"]] == ["Python sender + viewer", "tour driver, Python viewer"]
@@ -104,7 +113,7 @@ def test_report_shows_every_plot_and_where_it_was_measured(smoke):
         picture = matplotlib.image.imread(smoke / name)  # a real PNG
         assert picture.ndim == 3 and picture.shape[0] > 200 and picture.shape[1] > 500
     for heading in ("## Where measured", "## Live loop", "## Rendering", "### Deformation", "### Encoders",
-                    "## Glass-to-glass", "## Baselines", "## Reproduce"):
+                    "## Glass-to-glass", "## Stream quality", "## Baselines", "## Reproduce"):
         assert heading in text
     assert suite["meta"]["cpu_model"] in text and suite["meta"]["commit"][:12] in text
     assert "Sections that failed" not in text and "Not measured in this run" not in text

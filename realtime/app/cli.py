@@ -67,7 +67,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     for noisy in ("aioice", "aiortc", "websockets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     serve_main(args.avatar or ["demo"], args.driver, args.host, args.port, args.token, args.size, args.backend,
-               args.max_sessions)
+               args.max_sessions, codec=args.codec,
+               bitrate=None if args.bitrate is None else args.bitrate * 1000,
+               keyframe_interval_s=args.keyframe_interval)
     return 0
 
 
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--quiet", action="store_true", help="no progress bar")
     track.set_defaults(run=_cmd_track)
 
+    from realtime.stream.encoder import CODECS, KEYFRAME_INTERVAL_S
+
     serve = sub.add_parser("serve", help="serve the live avatar over WebRTC to browsers")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
@@ -124,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--size", type=int, default=256, help="output frame size, square (default 256)")
     serve.add_argument("--token", default=None, help="access token; required to listen beyond 127.0.0.1")
     serve.add_argument("--max-sessions", type=int, default=8, help="concurrent viewers + sender (default 8)")
+    serve.add_argument("--codec", choices=sorted(CODECS), default="vp8",
+                       help="the stream's video codec, encoded once for every viewer (default vp8)")
+    serve.add_argument("--bitrate", type=int, default=None, metavar="KBIT_S",
+                       help="stream bitrate in kbit/s, the same for every viewer (default: by frame size)")
+    serve.add_argument("--keyframe-interval", type=float, default=KEYFRAME_INTERVAL_S, metavar="SECONDS",
+                       help=f"seconds between periodic keyframes (default {KEYFRAME_INTERVAL_S:g})")
     serve.set_defaults(run=_cmd_serve)
 
     avatar = sub.add_parser("avatar", help="make avatars").add_subparsers(dest="avatar_command", required=True)

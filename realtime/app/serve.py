@@ -69,12 +69,17 @@ async def run_server(pipeline: LivePipeline, feed: Feed, host: str, port: int, t
 
 
 def serve_main(avatar_specs: list[str], driver: str, host: str, port: int, token: str | None, size: int,
-               backend: str, max_sessions: int) -> None:
+               backend: str, max_sessions: int, *, codec: str, bitrate: int | None, keyframe_interval_s: float) -> None:
+    """Build the live loop and serve it until SIGINT or SIGTERM. codec, bitrate (bits/s, None: by frame size) and
+    keyframe_interval_s are the stream's, as StreamServer takes them."""
+    from realtime.stream.encoder import StreamEncoder
     from realtime.stream.server import check_bind, run_until_signalled
 
     check_bind(host, token)  # before the minutes an avatar build may take
+    StreamEncoder(codec, bitrate, keyframe_interval_s=keyframe_interval_s)  # refuses bad stream options, as early
     started = time.monotonic()
     pipeline, feed = build_live(avatar_specs, driver, size, backend)
     log.info("avatar ready in %.1f s (backend %s)", time.monotonic() - started, pipeline.painter.backend)
 
-    run_until_signalled(lambda stop: run_server(pipeline, feed, host, port, token, stop, max_sessions=max_sessions))
+    options = dict(max_sessions=max_sessions, codec=codec, bitrate=bitrate, keyframe_interval_s=keyframe_interval_s)
+    run_until_signalled(lambda stop: run_server(pipeline, feed, host, port, token, stop, **options))

@@ -3,6 +3,9 @@
 Connects as a viewer or a sender, receives decoded frames, finds each one's
 capture time from the server's frame messages (matched by the frame's pts, see
 ``frametimes.py``) and echoes it over the stats channel as the web client does.
+A sender may send a voice too (``voice``: any audio track, e.g. ``ArrayAudioTrack``
+or aiortc's ``MediaPlayer(path).audio``); a viewer that ``listen``s receives the
+server's voice, every frame kept in ``heard``.
 Used by the tests and benchmarks, and to check a server from a headless machine::
 
     python -m realtime.stream.client ws://127.0.0.1:8080/ws --frames 150
@@ -14,10 +17,12 @@ import asyncio
 import fractions
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import deque
@@ -26,13 +31,16 @@ from dataclasses import dataclass
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from websockets.asyncio.client import connect as ws_connect
 
 from .frametimes import RTP_MASK, FrameTimes
 from .tracks import check_image
 
 MAX_MESSAGES = 256  # stats, acks and errors kept, newest last
+MAX_HEARD = 3000  # voice frames kept by a listening viewer: a minute of 20 ms frames
+VOICE_RATE = 48_000
+VOICE_FRAME = 960  # samples a frame sent: 20 ms
 
 
 class ArrayVideoTrack(VideoStreamTrack):
@@ -64,6 +72,50 @@ class ArrayVideoTrack(VideoStreamTrack):
         return frame
 
 
+class ArrayAudioTrack(AudioStreamTrack):
+    """A microphone stand-in: plays ``samples`` ((n,) int16 mono at 48 kHz) in a loop, in real time, in 20 ms
+    frames. ``sent_ns[k]`` is the monotonic time frame k (samples ``k * 960`` on, modulo n) left, the newest
+    ``MAX_HEARD`` of them kept."""
+
+    def __init__(self, samples: np.ndarray) -> None:
+        super().__init__()
+        samples = np.asarray(samples)
+        if samples.dtype != np.int16 or samples.ndim != 1 or samples.size < VOICE_FRAME:
+            raise ValueError(f"ArrayAudioTrack needs (n,) int16 samples, n >= {VOICE_FRAME}; got {samples.dtype} "
+                             f"{samples.shape}")
+        self._samples = np.concatenate([samples, samples[:VOICE_FRAME]])  # a frame may wrap around the end
+        self._start: float | None = None
+        self.sent = 0
+        self.sent_ns: deque[int] = deque(maxlen=MAX_HEARD)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError("track ended")
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self.sent * VOICE_FRAME / VOICE_RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        at = self.sent * VOICE_FRAME % (self._samples.size - VOICE_FRAME)
+        frame = av.AudioFrame.from_ndarray(self._samples[None, at:at + VOICE_FRAME], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = VOICE_RATE, self.sent * VOICE_FRAME
+        frame.time_base = fractions.Fraction(1, VOICE_RATE)
+        self.sent += 1
+        self.sent_ns.append(time.monotonic_ns())
+        return frame
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One voice frame a listening viewer decoded: its pts (48 kHz, less the first one's), the monotonic ms it
+    was handed over, and its samples ((n,) int16, the channels averaged)."""
+
+    pts: int
+    got_ms: float
+    samples: np.ndarray
+    sample_rate: int
+
+
 @dataclass
 class Received:
     """One decoded frame.
@@ -90,10 +142,17 @@ class Received:
 class PeerClient:
     """One WebRTC session with a stream server. ``ws_url``: ``ws://host:port/ws[?token=T]``."""
 
-    def __init__(self, ws_url: str, role: str = "viewer", source: MediaStreamTrack | None = None) -> None:
+    def __init__(self, ws_url: str, role: str = "viewer", source: MediaStreamTrack | None = None, *,
+                 voice: MediaStreamTrack | None = None, listen: bool = False) -> None:
         if role == "sender" and source is None:
             raise ValueError("a sender needs a source track")
+        if voice is not None and role != "sender":
+            raise ValueError("only a sender sends a voice")
         self.ws_url, self.role, self.source = ws_url, role, source
+        self.voice, self.listen = voice, listen
+        self.voice_track: MediaStreamTrack | None = None
+        self.heard: deque[Heard] = deque(maxlen=MAX_HEARD)
+        self._hearing: asyncio.Task | None = None
         self.ws = None
         self.pc: RTCPeerConnection | None = None
         self.channel = None
@@ -123,6 +182,10 @@ class PeerClient:
             self.pc.addTransceiver(self.source, direction="sendrecv")
         else:
             self.pc.addTransceiver("video", direction="recvonly")
+        if self.voice is not None:
+            self.pc.addTransceiver(self.voice, direction="sendonly")
+        if self.listen:
+            self.pc.addTransceiver("audio", direction="recvonly")
         self.channel = self.pc.createDataChannel("stats")
         self.channel.on("open", self._channel_open.set)
         self.channel.on("message", self._on_message)
@@ -133,6 +196,9 @@ class PeerClient:
             if track.kind == "video":
                 self.track = track
                 got_track.set()
+            elif self.listen and self.voice_track is None:
+                self.voice_track = track
+                self._hearing = asyncio.get_running_loop().create_task(self._hear(track), name="hear")
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
         reply = await self.request({"type": "offer", "sdp": self.pc.localDescription.sdp, "role": self.role}, timeout)
@@ -187,8 +253,22 @@ class PeerClient:
             self._matched(self.frame_times.shown(received.rtp_timestamp, received))
         return out
 
+    async def _hear(self, track: MediaStreamTrack) -> None:
+        """Drain the voice as it comes (aiortc's receive queue has no bound), keeping the newest frames."""
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            planes = frame.to_ndarray()
+            mono = planes.mean(axis=0) if frame.format.is_planar else planes.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+            samples = mono.astype(np.int16)
+            self.heard.append(Heard(int(frame.pts), time.monotonic_ns() / 1e6, samples, frame.sample_rate))
+
     async def close(self) -> None:
         """Leave cleanly: close the peer connection and the signaling socket."""
+        if self._hearing is not None:
+            self._hearing.cancel()
         if self.pc is not None:
             await self.pc.close()
         if self.ws is not None:
@@ -225,18 +305,37 @@ class ServerProcess:
         self.log_path = self._log.name
         self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args, "--port", "0"],
                                      cwd=root, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        # stdout is read by a thread for as long as the server runs (so it never blocks on a full pipe), and the
+        # wait for the "serving on" line has a deadline even when the server prints nothing at all
+        lines: queue.Queue[str | None] = queue.Queue()
+        self._stdout = deque(maxlen=MAX_MESSAGES)
+        self._reader = threading.Thread(target=self._read_stdout, args=(lines,), name="server-stdout", daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + self.startup_timeout
-        line = ""
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            line = self.proc.stdout.readline()
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:  # stdout closed: the server exited
+                break
             match = re.search(r"serving on (\S+)", line)
             if match:
                 self.url = match.group(1)
                 base, _, query = self.url.partition("?")
                 self.ws_url = base.replace("http", "ws", 1) + "ws" + (f"?{query}" if query else "")
                 return self
+        exited = self.proc.poll()
         self.__exit__()
-        raise RuntimeError(f"the server did not start: {line!r}; log: {open(self.log_path).read()[-2000:]}")
+        why = f"it exited with status {exited}" if exited is not None else f"no address in {self.startup_timeout} s"
+        raise RuntimeError(f"the server did not start ({why}); its output: {''.join(self._stdout)[-1000:]!r}; "
+                           f"log: {open(self.log_path).read()[-2000:]}")
+
+    def _read_stdout(self, lines: "queue.Queue[str | None]") -> None:
+        for line in self.proc.stdout:
+            self._stdout.append(line)
+            lines.put(line)
+        lines.put(None)
 
     def stats(self) -> dict:
         base, _, query = self.url.partition("?")
@@ -256,6 +355,7 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         if self.proc is not None:
+            self._reader.join(10)  # stdout ends with the process
             self.proc.stdout.close()
         self._log.close()
 

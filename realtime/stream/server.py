@@ -1,16 +1,19 @@
-"""The stream server: static web client over HTTP, signaling over a WebSocket, WebRTC peers.
+"""The stream server: static web client over HTTP, signaling over a WebSocket, WHIP/WHEP, WebRTC peers.
 
-Routes (one port):
+Routes (one port, served by aiohttp):
 
 * ``/`` (index.html): the full client (send your camera, watch, stats, controls);
 * ``/view`` (view.html): the bare avatar video, for OBS or call software;
 * ``/ws``: signaling, see ``signaling.py`` for the protocol;
+* ``/whip`` and ``/whep``: WHIP ingest (RFC 9725: a camera that drives the avatar)
+  and WHEP egress (a viewer), one HTTP POST of an SDP offer each, see ``whip.py``;
 * ``/stats``: live stats as JSON (fps, per-stage latency, glass-to-glass, sessions,
   the encoder's counters under ``"encoder"``, and the producer's
   ``realtime.meters.ProducerStats`` under ``"producer"``);
 * the client's assets (``app.js``, ``style.css``).
 
-With a token, pages, ``/ws`` and ``/stats`` need ``?token=T`` (assets are public).
+With a token, pages, ``/ws`` and ``/stats`` need ``?token=T`` (assets are public);
+WHIP and WHEP need ``Authorization: Bearer T``, as those standards say.
 Binding to anything but a loopback address requires a token. Browsers only give
 pages a camera in a secure context: ``http://localhost`` counts, a LAN address
 does not (viewers work there; senders need TLS, the ``ssl`` argument).
@@ -26,7 +29,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import dataclasses
-import email.utils
 import hmac
 import ipaddress
 import json
@@ -38,24 +40,22 @@ import secrets
 import signal
 import threading
 import time
-from http import HTTPStatus
+import weakref
 from pathlib import Path
 from typing import Awaitable, Callable
-from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve as ws_serve
-from websockets.exceptions import ConnectionClosed
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
+from aiohttp import WSMsgType, web
 
 from realtime.meters import FpsMeter
 
 from . import signaling
+from .audio import VoiceRelay
 from .encoder import BITRATE_RANGE, KEYFRAME_INTERVAL_S, StreamEncoder
 from .latency import LatencyWindow
 from .session import CODECS, Session
-from .signaling import Bye, Offer, SignalingError
+from .signaling import Bye, Offer, SenderBusy, ServerFull, SignalingError
 from .tracks import FrameBroadcast, check_image
+from .whip import HttpSessions
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ PAGES = {"/": "index.html", "/index.html": "index.html", "/view": "view.html", "
 ASSET_TYPES = {".js", ".css", ".png", ".svg", ".ico"}
 MAX_STAGES = 16
 LOG_PERIOD_S = 10.0
+WS_HEARTBEAT_S = 20.0  # ping idle signaling sockets, so a vanished client's socket is noticed
+SHUTDOWN_TIMEOUT_S = 2.0  # how long stop() lets HTTP requests in flight finish
+SECURITY_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
 
 
 def is_loopback(host: str) -> bool:
@@ -103,13 +106,15 @@ class StreamServer:
     frame size at ``fps``, the nominal frame rate); keyframe_interval_s: time between
     periodic keyframes (viewers that join or ask get one at once); ice_servers:
     STUN/TURN URLs (none by default: loopback and LAN need none); ssl: an
-    ``ssl.SSLContext`` for https/wss.
+    ``ssl.SSLContext`` for https/wss; voice: the ``audio.VoiceRelay`` that carries the
+    sender's voice to every viewer, given when something besides a sender speaks into it
+    (a feed playing a file's sound; default: a new one).
     """
 
     def __init__(self, producer, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, *,
                  max_sessions: int = 8, codec: str = "vp8", bitrate: int | None = None, fps: float = 25.0,
                  keyframe_interval_s: float = KEYFRAME_INTERVAL_S, ice_servers: tuple[str, ...] = (),
-                 static_dir: Path | str | None = None, ssl=None) -> None:
+                 static_dir: Path | str | None = None, ssl=None, voice: VoiceRelay | None = None) -> None:
         check_bind(host, token)
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
@@ -124,6 +129,7 @@ class StreamServer:
         self._requested_port = port
         self.port: int | None = None
         self.broadcast = FrameBroadcast()
+        self.voice = voice or VoiceRelay()
         self.sessions: dict[str, Session] = {}
         self.max_connections = 4 * max_sessions + 4  # signaling sockets, with or without a session
         self._connections = 0
@@ -138,32 +144,42 @@ class StreamServer:
         self._encode_thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._fps = FpsMeter()
         self._started = time.monotonic()
-        self._server = None
+        self._runner: web.AppRunner | None = None
+        self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
+        self.http_sessions = HttpSessions(self)
         self._tasks: list[asyncio.Task] = []
 
     # -- lifetime ------------------------------------------------------------------
     async def start(self) -> "StreamServer":
         self._encode_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="stream-encode")
-        self._server = await ws_serve(
-            self._handle_ws, self.host, self._requested_port,
-            process_request=self._process_request,
-            max_size=signaling.HARD_MAX_MESSAGE_BYTES, ssl=self.ssl,
-        )
-        self.port = next(iter(self._server.sockets)).getsockname()[1]
+        app = web.Application(client_max_size=signaling.HARD_MAX_MESSAGE_BYTES)
+        app.add_routes([web.get("/ws", self._handle_ws), web.get("/stats", self._stats_page),
+                        *(web.get(path, self._page) for path in PAGES),
+                        *self.http_sessions.routes(),
+                        web.get("/{name}", self._asset)])
+        app.on_response_prepare.append(_security_headers)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=self.ssl)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._pump(), name="stream-pump"),
                        loop.create_task(self._log_loop(), name="stream-log")]
+        self.voice.start(self.broadcast.recent_latencies_ms)
         return self
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http_sessions.close()
         await asyncio.gather(*(s.close("server stopping") for s in list(self.sessions.values())))
         self.broadcast.close()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await self.voice.stop()
+        await asyncio.gather(*(ws.close(code=1001, message=b"server stopping") for ws in list(self._sockets)))
+        if self._runner is not None:
+            await self._runner.cleanup()
         if self._encode_thread is not None:
             self._encode_thread.shutdown(wait=True)
 
@@ -243,6 +259,7 @@ class StreamServer:
             "keyframe_requests": self.broadcast.keyframe_requests,
             "producer": dataclasses.asdict(self.producer.stats()),
             "producer_error": self.producer_error,
+            "voice": self.voice.stats(),
         }
 
     def stats(self) -> dict:
@@ -267,84 +284,113 @@ class StreamServer:
                      g2g["count"])
 
     # -- HTTP -----------------------------------------------------------------------
-    def _authorized(self, query: dict) -> bool:
+    def _authorized(self, request: web.Request) -> bool:
         if not self.token:
             return True
-        given = query.get("token", [""])[0]
-        return hmac.compare_digest(given.encode(), self.token.encode())
+        return hmac.compare_digest(request.query.get("token", "").encode(), self.token.encode())
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        url = urlsplit(request.path)
-        path, query = url.path, parse_qs(url.query)
-        if path == "/ws":
-            if not self._authorized(query):
-                return connection.respond(HTTPStatus.FORBIDDEN, "bad or missing token\n")
-            if self._connections >= self.max_connections:
-                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
-                                          f"too many signaling connections ({self.max_connections})\n")
-            return None
-        if path in PAGES or path == "/stats":
-            if not self._authorized(query):
-                return connection.respond(HTTPStatus.FORBIDDEN, "bad or missing token: open this page with ?token=T\n")
-            if path == "/stats":
-                return _respond(json.dumps(self.stats()).encode(), "application/json")
-            return self._file(connection, PAGES[path])
-        name = path.lstrip("/")
-        if "/" not in name and Path(name).suffix in ASSET_TYPES:
-            return self._file(connection, name)
-        return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+    def authorized_bearer(self, request: web.Request) -> bool:
+        """Whether a WHIP/WHEP request carries ``Authorization: Bearer T`` (always true without a token)."""
+        if not self.token:
+            return True
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
 
-    def _file(self, connection: ServerConnection, name: str) -> Response:
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return _text(403, "bad or missing token: open this page with ?token=T\n")
+        return self._file(PAGES[request.path])
+
+    async def _stats_page(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return _text(403, "bad or missing token: open this page with ?token=T\n")
+        return web.Response(body=json.dumps(self.stats()).encode(), content_type="application/json")
+
+    async def _asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if Path(name).suffix not in ASSET_TYPES:
+            return _text(404, "not found\n")
+        return self._file(name)
+
+    def _file(self, name: str) -> web.StreamResponse:
         path = self.static_dir / name
         if not path.is_file():
-            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+            return _text(404, "not found\n")
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind.endswith("javascript"):
             kind += "; charset=utf-8"
-        return _respond(path.read_bytes(), kind)
+        return web.Response(body=path.read_bytes(), headers={"Content-Type": kind})
 
     # -- signaling ----------------------------------------------------------------
-    async def _handle_ws(self, ws: ServerConnection) -> None:
+    async def _handle_ws(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            return _text(403, "bad or missing token\n")
+        if self._connections >= self.max_connections:
+            return _text(503, f"too many signaling connections ({self.max_connections})\n")
+        ws = web.WebSocketResponse(max_msg_size=signaling.HARD_MAX_MESSAGE_BYTES, heartbeat=WS_HEARTBEAT_S)
+        await ws.prepare(request)
+        self._sockets.add(ws)
         session: Session | None = None
         self._connections += 1
         try:
-            async for raw in ws:
+            async for message in ws:
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break  # an error (e.g. a message over the hard cap: aiohttp closes with 1009)
                 try:
-                    msg = signaling.parse_signal(raw)
+                    msg = signaling.parse_signal(message.data)
                     if isinstance(msg, Offer):
                         if session is not None and not session.closed:
                             raise SignalingError("this connection already has a session: send bye first, "
                                                  "or open another connection")
-                        session = await self._open_session(msg, ws)
+                        session = await self._open_ws_session(msg, ws)
                     elif isinstance(msg, Bye):
                         if session is None or session.closed:
                             raise SignalingError("no session to end: send an offer first")
                         await session.close("bye")
                         session = None
-                        await ws.send(signaling.encode("bye"))
+                        await ws.send_str(signaling.encode("bye"))
                 except SignalingError as exc:
-                    await ws.send(signaling.error(str(exc)))
-        except ConnectionClosed:
+                    await ws.send_str(signaling.error(str(exc)))
+        except ConnectionError:  # the client went away while we answered
             pass
         finally:
             self._connections -= 1
             if session is not None:
                 await session.close("signaling connection closed")
+        return ws
 
-    async def _open_session(self, offer: Offer, ws: ServerConnection) -> Session:
+    async def _open_ws_session(self, offer: Offer, ws: web.WebSocketResponse) -> Session:
+        def closed(s: Session, reason: str) -> None:
+            if reason.startswith("peer connection"):
+                asyncio.get_running_loop().create_task(_notify(ws, signaling.encode("bye", reason=reason)))
+
+        session, sdp = await self.open_session(offer, closed)
+        try:
+            await ws.send_str(signaling.encode("answer", sdp=sdp, session=session.id))
+        except BaseException:  # the client vanished, or cancellation: free the slot
+            await session.close("negotiation failed")
+            raise
+        return session
+
+    async def open_session(self, offer: Offer,
+                           on_closed: Callable[[Session, str], None] | None = None) -> tuple[Session, str]:
+        """Open a peer session for ``offer``, whatever front end it came by (``/ws``, WHIP, WHEP): returns the
+        session and its answer SDP (complete: every ICE candidate inside). ``on_closed(session, reason)`` is
+        called once when the session ends. Raises ServerFull at the session cap, SenderBusy for a second
+        sender, SignalingError for an offer it cannot use; nothing is left open then."""
         if len(self.sessions) >= self.max_sessions:
-            raise SignalingError(f"server full: {len(self.sessions)} of {self.max_sessions} sessions in use, "
-                                 "try again later")
+            raise ServerFull(f"server full: {len(self.sessions)} of {self.max_sessions} sessions in use, "
+                             "try again later")
         if offer.role == "sender" and self.sender is not None:
-            raise SignalingError("a sender is already connected (one camera drives the avatar): "
-                                 "join as a viewer")
+            raise SenderBusy("a sender is already connected (one camera drives the avatar): "
+                             "join as a viewer")
 
         def closed(s: Session, reason: str) -> None:
             self.sessions.pop(s.id, None)
             if self.sender is s:
                 self.sender = None
-            if reason.startswith("peer connection"):
-                asyncio.get_running_loop().create_task(_notify(ws, signaling.encode("bye", reason=reason)))
+            if on_closed is not None:
+                on_closed(s, reason)
 
         session = Session(secrets.token_hex(4), offer.role, self, ice_servers=self.ice_servers,
                           codec=self.codec, on_closed=closed)
@@ -353,32 +399,30 @@ class StreamServer:
             self.sender = session
         try:
             sdp = await session.open(offer)
-            await ws.send(signaling.encode("answer", sdp=sdp, session=session.id))
-        except BaseException:  # refused offer, vanished client or cancellation: free the slot
+        except BaseException:  # refused offer or cancellation: free the slot
             await session.close("negotiation failed")
             raise
         log.info("session %s (%s) open, %d in use", session.id, offer.role, len(self.sessions))
-        return session
+        return session, sdp
 
 
-async def _notify(ws: ServerConnection, text: str) -> None:
+async def _notify(ws: web.WebSocketResponse, text: str) -> None:
+    if ws.closed:
+        return
     try:
-        await ws.send(text)
-    except ConnectionClosed:
+        await ws.send_str(text)
+    except ConnectionError:
         pass
 
 
-def _respond(body: bytes, content_type: str) -> Response:
-    headers = Headers([
-        ("Date", email.utils.formatdate(usegmt=True)),
-        ("Connection", "close"),
-        ("Content-Type", content_type),
-        ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"),
-        ("Referrer-Policy", "no-referrer"),
-        ("X-Content-Type-Options", "nosniff"),
-    ])
-    return Response(HTTPStatus.OK.value, HTTPStatus.OK.phrase, headers, body)
+def _text(status: int, body: str) -> web.Response:
+    return web.Response(status=status, text=body)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response: never cached, no referrer, no type sniffing."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 async def serve(producer, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, *,
@@ -422,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("aioice", "aiortc", "websockets"):  # per-connection chatter
+    for noisy in ("aioice", "aiortc", "aiohttp"):  # per-connection chatter
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     low, high = (rate // 1000 for rate in BITRATE_RANGE)
     if args.bitrate is not None and not low <= args.bitrate <= high:

@@ -19,6 +19,7 @@ from .frametimes import RTP_MASK
 from .latency import LatencyWindow, glass_to_glass_ms
 from .signaling import ClientCounters, KeyframeRequest, Offer, Pong, Shown, SignalingError
 from .tracks import BroadcastTrack, EncodedFrame, drain, input_image
+from .voice import SessionVoice
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,23 @@ def codec_preferences(codec: str) -> list:
     return [c for c in caps if c.mimeType.lower() in (CODECS[codec].lower(), "video/rtx")]
 
 
+def answer_as_dtls_server(pc: RTCPeerConnection) -> None:
+    """Answer an offer that leaves the DTLS role open (``a=setup:actpass``) with ``a=setup:passive``: this
+    side is the DTLS server, as RFC 8842 allows. aiortc answers ``active`` by default, but as a DTLS client it
+    offers only ECDSA cipher suites, and peers with an RSA certificate (GStreamer's webrtcbin, so OBS-style
+    GStreamer WHIP senders) then fail the handshake with "no shared cipher"; as the server it presents its
+    own ECDSA certificate, which every WebRTC peer accepts. Call between ``setRemoteDescription`` and
+    ``createAnswer`` (aiortc has no public setting for this: the role is set on its DTLS transports)."""
+    offer = SessionDescription.parse(pc.remoteDescription.sdp)
+    if any(m.dtls is None or m.dtls.role != "auto" for m in offer.media):  # the offer fixed the roles
+        return
+    transports = {t.receiver.transport for t in pc.getTransceivers()}
+    if pc.sctp is not None:
+        transports.add(pc.sctp.transport)
+    for transport in transports:
+        transport._set_role("server")
+
+
 class Session:
     """A peer connection for one client, viewer or sender.
 
@@ -66,6 +84,7 @@ class Session:
         self.created = time.monotonic()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(u) for u in ice_servers]))
         self.track: BroadcastTrack | None = None
+        self.voice = SessionVoice(hub.voice, role)  # the microphone of a sender, the voice of a viewer
         self.channel = None
         self.latency = LatencyWindow()
         self.inputs = 0
@@ -100,6 +119,7 @@ class Session:
             raise SignalingError(f"a viewer must offer to receive video (the offer's video is {direction})")
         transceiver = self.pc.addTransceiver("video", direction="sendrecv")
         transceiver.setCodecPreferences(codec_preferences(self.codec))
+        self.voice.prepare(self.pc, offer.sdp)
         try:
             await asyncio.wait_for(self._negotiate(offer.sdp, "recv" in direction), NEGOTIATION_TIMEOUT_S)
         except SignalingError:
@@ -112,6 +132,7 @@ class Session:
 
     async def _negotiate(self, sdp: str, receives: bool) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        answer_as_dtls_server(self.pc)
         if receives:
             self.track = BroadcastTrack(self.hub.broadcast, on_sent=self._on_frame_sent)
             self.pc.addTrack(self.track)
@@ -122,11 +143,14 @@ class Session:
         if self.role == "sender" and track.kind == "video" and not self._camera:
             self._camera = True
             self._spawn(drain(track, self._on_camera_frame), f"camera-{self.id}")
+        elif (voice := self.voice.listen(track)) is not None:
+            self._spawn(voice, f"voice-{self.id}")
         else:  # tracks we do not use are still drained: aiortc would queue them forever
             self._spawn(drain(track, lambda frame, ts: None), f"discard-{self.id}")
 
     def _on_camera_frame(self, frame, arrival_ns: int) -> None:
         self.inputs += 1
+        self.voice.camera_frame(arrival_ns)
         try:
             self.hub.producer.push_input(input_image(frame), arrival_ns)
         except ValueError as exc:  # the producer refused this frame: say so once, keep draining
@@ -214,6 +238,7 @@ class Session:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.track is not None:
             self.track.stop()
+        self.voice.close()
         await self.pc.close()
         log.info("session %s (%s) ended: %s", self.id, self.role, reason)
         if self._on_closed is not None:
@@ -236,4 +261,5 @@ class Session:
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 2),
             "glass_to_glass_ms": self.latency.summary(),
             "client": None if self.client is None else dataclasses.asdict(self.client),
+            "voice": self.voice.info(),
         }

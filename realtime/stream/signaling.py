@@ -59,8 +59,12 @@ Data channel ``"stats"`` (JSON text messages; a client's are held to ``MAX_MESSA
   keyframe, e.g. its RTCP PLI/FIR counters rose; at most one a second per session
   is acted on, and a keyframe goes to every viewer); ``{"type": "client",
   "frames": n, "fps": x}`` with optional ``"matched": m`` (frames whose capture
-  time was found), ``"width"`` and ``"height"`` (of the last shown frame)
-  (``ClientCounters``, shown in ``/stats``); and the controls of
+  time was found), ``"width"`` and ``"height"`` (of the last shown frame), and what
+  a frame shown since the previous report looked like: ``"mean_rgb": [r, g, b]``
+  (its mean colour), ``"spread"`` (the standard deviation of its pixel values) and
+  ``"change"`` (the mean absolute difference from the frame measured a report
+  earlier), all in 0..255 (``ClientCounters``, shown in ``/stats``: a black, flat
+  or frozen picture shows there); and the controls of
   ``realtime.controls``: ``{"type": "control", "action": "recalibrate"}``
   (``Recalibrate``), ``{"type": "control", "action": "background", "color":
   "#rrggbb"}`` (``SetBackground``, the colour parsed here into (r, g, b)),
@@ -84,6 +88,14 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 class SignalingError(ValueError):
     """A message the server refuses; its text is sent back to the client."""
+
+
+class ServerFull(SignalingError):
+    """An offer refused because every session slot is in use (WHIP/WHEP answer 503)."""
+
+
+class SenderBusy(SignalingError):
+    """A sender's offer refused because another sender drives the avatar (WHIP answers 409)."""
 
 
 @dataclass(frozen=True)
@@ -119,14 +131,19 @@ class KeyframeRequest:
 
 @dataclass(frozen=True)
 class ClientCounters:
-    """The client's own count and rate of shown frames; how many of them it found the capture time of, and the
-    size of the last one (None when the client does not say)."""
+    """The client's own count and rate of shown frames; how many of them it found the capture time of, the
+    size of the last one, and what one shown since the previous report looked like: its mean colour, the spread
+    (standard deviation) of its pixel values and its mean absolute change from the one measured a report earlier,
+    in 0..255 (None when the client does not say)."""
 
     frames: int
     fps: float
     matched: int | None = None
     width: int | None = None
     height: int | None = None
+    mean_rgb: tuple[float, float, float] | None = None
+    spread: float | None = None
+    change: float | None = None
 
 
 ChannelMessage = Pong | Shown | KeyframeRequest | ClientCounters | Control
@@ -195,7 +212,9 @@ def parse_channel(raw: str | bytes) -> ChannelMessage:
     if kind == "client":
         return ClientCounters(int(_number(msg, "frames", 0, float(2**53))), _number(msg, "fps", 0, 1000),
                               *(_optional_int(msg, key, hi) for key, hi in (("matched", 2**53), ("width", 1 << 16),
-                                                                          ("height", 1 << 16))))
+                                                                          ("height", 1 << 16))),
+                              _optional_rgb(msg, "mean_rgb"),
+                              *(_number(msg, key, 0, 255) if key in msg else None for key in ("spread", "change")))
     if kind == "control":
         return _parse_control(msg)
     raise SignalingError(f'unknown data channel message type {kind!r}: expected pong, shown, keyframe, client '
@@ -209,6 +228,16 @@ def _optional_int(msg: dict, key: str, hi: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= hi:
         raise SignalingError(f'"{key}" must be an integer in [0, {hi}], got {value!r}')
     return value
+
+
+def _optional_rgb(msg: dict, key: str) -> tuple[float, float, float] | None:
+    if key not in msg:
+        return None
+    value = msg[key]
+    if not (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 255 for v in value)):
+        raise SignalingError(f'"{key}" must be three numbers in [0, 255], got {value!r}')
+    return tuple(float(v) for v in value)
 
 
 def _parse_control(msg: dict) -> Control:

@@ -1,8 +1,10 @@
 """The tracker: camera frames in, the avatar rig's parameters out, with per-stage timings.
 
 It ties together the MediaPipe landmark detector, the per-frame fit (identity estimated
-over the first frames with a face, then held), gaze from the irises, a One-Euro filter,
-and the no-face policy (hold the last pose briefly, then ease to neutral, blinking).
+over the first frames with a face, then held), per-person gains (each shape's full action on
+the person's own face reads as a full activation: realtime.track.gains), gaze from the irises,
+a One-Euro filter, and the no-face policy (hold the last pose briefly, then ease to neutral,
+blinking).
 
 World frame of the output. Parameters place the head in the world of `tracker.camera`.
 Give the camera you know (a calibrated webcam, or the camera a test rendered with) and
@@ -26,6 +28,7 @@ from realtime.face import landmark_ids as mp_ids
 from realtime.track.filters import FilterSettings, RigParamsFilter
 from realtime.track.fit import (FitResult, FitSettings, LandmarkBasis, fit_frame, fit_gaze, fold_identity, initial_pose,
                                 landmark_basis, landmark_offsets, landmark_points, offset_landmarks, project)
+from realtime.track.gains import person_gains
 from realtime.track.idle import blink_indices, idle_blink
 from realtime.track.sources import Frame, check_frame_image
 
@@ -152,6 +155,7 @@ class Tracker:
                                      fold_identity(self._tracking_bounds, np.zeros(self.rig.n_shape)))
         self._calib_points: list[np.ndarray] = []
         self._gaze_offset = np.zeros(6)
+        self._gains = np.ones(self.rig.n_expr)         # per-person output gains (realtime.track.gains)
         self._jaw_offset = np.zeros(3)
         self._recalibrate = False
         self._reference: np.ndarray | None = None    # head rotation at calibration, where the fit trusts it most
@@ -294,10 +298,12 @@ class Tracker:
         if self._recalibrate:
             self._recalibrate = False
             self._fold_neutral(params.expr, params.jaw_pose, params.eyes_pose)
+            self._gains = person_gains(self.basis, self.rig, self.camera, params, self.settings.fit)
             params = replace(params, expr=np.zeros(self.rig.n_expr))
         self._state = params
         out = self._in_view(replace(params, eyes_pose=params.eyes_pose - self._gaze_offset,
-                                    jaw_pose=params.jaw_pose - self._jaw_offset))
+                                    jaw_pose=params.jaw_pose - self._jaw_offset,
+                                    expr=np.minimum(params.expr * self._gains, self.basis.upper[:self.rig.n_expr])))
         if not self.calibrated and self.settings.neutral_at_calibration:
             # the neutral these frames will define is not known yet: the face holds it meanwhile
             out = replace(out, expr=np.zeros(self.rig.n_expr))
@@ -358,6 +364,7 @@ class Tracker:
                 self._filter.reset()
         self._rest_translation = np.asarray(last.translation, np.float64).copy()
         self._reference = np.asarray(last.rotation, np.float64).copy()
+        self._gains = person_gains(self.basis, self.rig, self.camera, last, self.settings.fit)
         self._calib_points.clear()
         return last
 

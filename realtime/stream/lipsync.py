@@ -1,0 +1,105 @@
+"""Lip sync: voice and the avatar's mouth on one clock, and how far to hold the voice back.
+
+The avatar's picture of a moment leaves the server the pipeline's latency after the camera frame of that
+moment arrived (tracking, fitting, deforming, rendering, encoding: ``published_ns - capture_ts_ns`` of each
+encoded frame, tens to hundreds of milliseconds). The voice of the same moment needs none of that work, so
+relayed as it comes it would play ahead of the mouth by that whole latency.
+
+Two ways to put them back in step were weighed:
+
+* **The receiver's own A/V sync (RTCP sender reports).** A browser plays the audio and video of one
+  MediaStream in step by mapping each stream's RTP timestamps onto one NTP clock with the sender reports of
+  each stream. aiortc 1.16 writes each ``RTCRtpSender``'s report itself (``_run_rtcp``): its NTP time is
+  ``clock.current_ntp_time()`` read just after the last RTP packet went out, and its RTP time that packet's.
+  The mapping is per sender and always "this RTP time was *sent* at this wall-clock time": there is no way to
+  tell it that a frame was captured earlier than it was sent (and aiortc implements no
+  abs-capture-time header extension). A receiver that trusts those reports lines up voice and picture that
+  were sent together, so the voice still leads by the pipeline latency.
+* **Hold the voice back in the server** by the measured camera→output latency of the video, so that the
+  voice of a moment is *sent* together with the picture of that moment. Then the sender reports say the
+  truth about what belongs together, and the receiver's A/V sync (Chrome syncs the tracks of one MediaStream;
+  aiortc gives every track of a peer connection the same msid stream id) removes what differs after that:
+  jitter buffers, decoding, rendering.
+
+This module does the second. The delay follows the video: the median of ``published_ns - capture_ts_ns`` over
+the frames in the broadcast ring (about half a second of video), changed only when it moves by more than
+``DELAY_STEP_MS`` (each change is a small gap or a short burst in the voice, which the receiver's jitter
+buffer smooths), within ``[0, MAX_DELAY_MS]``. With no video yet there is nothing to wait for: no delay.
+
+Capture times on one clock. A camera frame is stamped when aiortc's receiver hands it over, which is when the
+first packet of the *next* frame arrives (its jitter buffer cannot know a frame is complete before), about one
+camera frame interval after the frame itself arrived. aiortc's audio receiver hands a frame over once
+``AIORTC_AUDIO_HOLD_FRAMES`` (4) newer frames are buffered (``JitterBuffer(capacity=16, prefetch=4)``), 80 ms
+for 20 ms Opus frames. An audio frame is therefore stamped with the time a camera frame captured with it would
+have been stamped: its hand-over time, less the audio hold, plus the camera's median frame interval
+(``voice_capture_ns``). A feed on this machine (a video file's sound) stamps its frames as it plays them, like
+its pictures, and needs no correction.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import deque
+
+import av
+
+AIORTC_AUDIO_HOLD_FRAMES = 4  # aiortc 1.16 rtcrtpreceiver: audio JitterBuffer(capacity=16, prefetch=4)
+MAX_DELAY_MS = 1000.0  # a pipeline slower than this is broken; the voice does not wait longer
+DELAY_STEP_MS = 10.0  # the delay follows the video latency in steps of at least this
+CADENCE_FRAMES = 30  # camera frame intervals the cadence is the median of
+
+
+def receive_hold_ns(frame: av.AudioFrame) -> int:
+    """How long aiortc's audio receiver held ``frame`` before handing it over: AIORTC_AUDIO_HOLD_FRAMES frames
+    of its duration."""
+    return AIORTC_AUDIO_HOLD_FRAMES * frame.samples * 1_000_000_000 // frame.sample_rate
+
+
+def voice_capture_ns(frame: av.AudioFrame, handed_ns: int, camera_interval_ns: int) -> int:
+    """The capture time of a received audio frame on the camera frames' clock: the time a camera frame that
+    arrived with it would be stamped (see the module docstring). handed_ns: when aiortc handed it over."""
+    return handed_ns - receive_hold_ns(frame) + camera_interval_ns
+
+
+class FrameCadence:
+    """The median interval between the last ``CADENCE_FRAMES`` arrivals of a stream (0 before two)."""
+
+    def __init__(self, frames: int = CADENCE_FRAMES) -> None:
+        self._intervals: deque[int] = deque(maxlen=frames)
+        self._last_ns: int | None = None
+
+    def arrived(self, ns: int) -> None:
+        if self._last_ns is not None and ns > self._last_ns:
+            self._intervals.append(ns - self._last_ns)
+        self._last_ns = ns
+
+    @property
+    def interval_ns(self) -> int:
+        return int(statistics.median(self._intervals)) if self._intervals else 0
+
+
+class LipSync:
+    """The voice's delay: the video's current camera→output latency, followed in steps (module docstring)."""
+
+    def __init__(self, step_ms: float = DELAY_STEP_MS, max_ms: float = MAX_DELAY_MS) -> None:
+        if step_ms < 0 or max_ms <= 0:
+            raise ValueError(f"step_ms must be >= 0 and max_ms > 0, got {step_ms} and {max_ms}")
+        self.step_ms, self.max_ms = step_ms, max_ms
+        self.delay_ms = 0.0
+        self.changes = 0
+        self.capped = False  # the video latency exceeded max_ms: the voice leads by the excess
+
+    def follow(self, video_latencies_ms: list[float]) -> float:
+        """Update the delay from the latencies (ms) of the newest video frames; returns it (ms)."""
+        if not video_latencies_ms:
+            return self.delay_ms
+        target = statistics.median(video_latencies_ms)
+        self.capped = target > self.max_ms
+        target = min(max(0.0, target), self.max_ms)
+        if abs(target - self.delay_ms) > self.step_ms:
+            self.delay_ms = target
+            self.changes += 1
+        return self.delay_ms
+
+    @property
+    def delay_ns(self) -> int:
+        return int(self.delay_ms * 1e6)
