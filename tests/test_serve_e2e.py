@@ -71,7 +71,9 @@ async def send_and_watch(server: ServerProcess, frames: list[np.ndarray], min_fr
         got, end = [], time.monotonic() + seconds
         while len(got) < min_frames or time.monotonic() < end:
             got += await client.receive(1, timeout=30, keep_images=True)
-        await asyncio.sleep(0.2)  # the last frames' messages
+        end = time.monotonic() + 5  # the last frames' messages may trail them
+        while sum(r.capture_ms is not None for r in got) < 0.95 * len(got) and time.monotonic() < end:
+            await asyncio.sleep(0.05)
         stats = await asyncio.to_thread(server.stats)
     finally:
         await client.close()
@@ -154,8 +156,10 @@ def test_chromium_sends_a_face_camera_and_shows_the_avatar_moving(faces, tmp_pat
     camera = tmp_path / "face.y4m"
     write_y4m(camera, clip(faces), fps=FPS)
     logs = [tmp_path / "chromium.log"]
-    # the page's reports once its camera drives the avatar (the first one kept may describe a frame shown before)
-    reports = PageReports(recording=lambda st: st["producer"]["inputs"] >= WARM_UP)
+    # the page's reports once its camera has driven the avatar for two seconds (the tracker starts and calibrates
+    # in the first: it may draw the head out of place there), of which the first two kept may describe frames
+    # shown before (a page measures a frame a report ahead, and the server's /stats is polled twice a second)
+    reports = PageReports(recording=lambda st: st["producer"]["inputs"] >= 2 * WARM_UP)
 
     def done(stats):
         reports.add(stats)
@@ -175,7 +179,7 @@ def test_chromium_sends_a_face_camera_and_shows_the_avatar_moving(faces, tmp_pat
     tracked = sender["inputs"] - producer["input_drops"]
     assert tracked >= 30 and producer["faces_lost"] <= 0.2 * tracked, (tracked, producer)
     g2g = sender["glass_to_glass_ms"]
-    assert g2g["count"] > 0 and g2g["p50"] > 0, g2g
+    assert g2g["count"] > 0 and 0 < g2g["p50"] < 2000, g2g  # milliseconds of the server's clock (a unit check)
     client = sender["client"]
     assert (client["width"], client["height"]) == (SIZE, SIZE) and client["matched"] >= 0.9 * client["frames"] - 5
     # the page shows the avatar: the colours and contrast of the sent faces (which are the avatar's own pictures),
@@ -183,7 +187,7 @@ def test_chromium_sends_a_face_camera_and_shows_the_avatar_moving(faces, tmp_pat
     # falls in another phase: the head turns and comes back, the mouth opens and closes)
     sent = [picture(face) for face in faces.values()]
     means, spreads = np.array([m for m, _ in sent]), np.array([s for _, s in sent])
-    shown = reports.pictures("sender")[1:]
+    shown = reports.pictures("sender")[2:]
     for report in shown:
         assert np.all(np.abs(np.array(report["mean_rgb"]) - means.mean(axis=0)) < 15), (report, means, shown)
         assert spreads.min() - 12 < report["spread"] < spreads.max() + 12, (report, spreads, shown)

@@ -6,6 +6,7 @@ from there with the repository out of the import path.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -48,21 +49,36 @@ def test_the_wheel_carries_the_web_client_and_the_kernels(unpacked_wheel):
         assert (unpacked_wheel / "realtime" / "kernels" / source.name).read_bytes() == source.read_bytes()
 
 
+def test_the_installed_package_launches_the_repository_kernels(unpacked_wheel, tmp_path):
+    """What the CuPy deformer compiles, read by the installed package itself, is kernels/ byte for byte."""
+    read = ("import json, realtime.deform.cupy_backend as c; "
+            "print(json.dumps({'from': c.__file__, 'sources': {n: c.kernel_source(n) for n in set(c.KERNELS.values())}}))")
+    done = subprocess.run([sys.executable, "-c", read], cwd=tmp_path, env=_env(unpacked_wheel), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert Path(loaded["from"]).is_relative_to(unpacked_wheel), loaded["from"]
+    repository = {p.name: p.read_text() for p in (ROOT / "kernels").glob("*.cu")}
+    assert loaded["sources"] == repository
+
+
 def test_the_installed_server_serves_its_page(unpacked_wheel, tmp_path):
     env = _env(unpacked_wheel)
     where = subprocess.run([sys.executable, "-c", "import realtime; print(realtime.__file__)"], cwd=tmp_path,
                            env=env, capture_output=True, text=True, timeout=60)
     assert Path(where.stdout.strip()).is_relative_to(unpacked_wheel), where.stdout + where.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.stream.server", "--port", "0"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = tmp_path / "server.log"
+    with open(output, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "realtime.stream.server", "--port", "0"], cwd=tmp_path,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline, url, seen = time.monotonic() + 60, None, []
-        while url is None and time.monotonic() < deadline and proc.poll() is None:
-            line = proc.stdout.readline()
-            seen.append(line)
-            match = re.search(r"serving on (\S+)", line)
-            url = match.group(1) if match else None
-        assert url, "the server did not start: " + "".join(seen)[-2000:]
+        # its output goes to a file, read until the address shows, the server exits or the deadline passes
+        deadline = time.monotonic() + 60
+        while not (match := re.search(r"serving on (\S+)", output.read_text())):
+            assert time.monotonic() < deadline and proc.poll() is None, \
+                "the server did not start: " + output.read_text()[-2000:]
+            time.sleep(0.1)
+        url = match.group(1)
         with urllib.request.urlopen(url, timeout=10) as page:
             html = page.read().decode()
         assert "<script" in html and "app.js" in html

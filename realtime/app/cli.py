@@ -69,7 +69,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     serve_main(args.avatar or ["demo"], args.driver, args.host, args.port, args.token, args.size, args.backend,
                args.max_sessions, codec=args.codec,
                bitrate=None if args.bitrate is None else args.bitrate * 1000,
-               keyframe_interval_s=args.keyframe_interval)
+               keyframe_interval_s=args.keyframe_interval, publish=args.publish)
     return 0
 
 
@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stream bitrate in kbit/s, the same for every viewer (default: by frame size)")
     serve.add_argument("--keyframe-interval", type=float, default=KEYFRAME_INTERVAL_S, metavar="SECONDS",
                        help=f"seconds between periodic keyframes (default {KEYFRAME_INTERVAL_S:g})")
+    serve.add_argument("--publish", metavar="URL", default=None,
+                       help="also publish the stream into a Janus VideoRoom, for Janus to fan out: its HTTP API "
+                            "with the room, http://127.0.0.1:8088/janus?room=1234 (see README)")
     serve.set_defaults(run=_cmd_serve)
 
     avatar = sub.add_parser("avatar", help="make avatars").add_subparsers(dest="avatar_command", required=True)

@@ -5,7 +5,8 @@ Drivers:
                    the built-in expression tour plays, so the demo always moves (default)
     webcam[:N]     an OpenCV camera on this machine (device N, default 0)
     tour           the built-in expression tour, looped
-    VIDEO          a face video file, played in a loop at its own frame rate, as if it were a camera
+    VIDEO          a face video file, played in a loop at its own frame rate, as if it were a camera, with its
+                   sound (if it has any) as the avatar's voice, in lip sync
 """
 
 from __future__ import annotations
@@ -56,30 +57,40 @@ def build_live(avatar_specs: list[str], driver: str, size: int, backend: str) ->
 
 async def run_server(pipeline: LivePipeline, feed: Feed, host: str, port: int, token: str | None,
                      stop: asyncio.Event, **options) -> None:
-    """Start the pipeline, its feed and the server; run until `stop` is set; then shut all down."""
+    """Start the pipeline, its feed and the server; run until `stop` is set; then shut all down. A feed with sound
+    (a video file's) speaks into the server's voice relay, beside a browser sender's microphone."""
+    from realtime.stream.audio import VoiceRelay
     from realtime.stream.server import serve
 
+    voice = VoiceRelay()
+    feed.voice = voice
     pipeline.start()
     feed.start()
     try:
-        await serve(pipeline, host, port, token, stop=stop, **options)
+        await serve(pipeline, host, port, token, stop=stop, voice=voice, **options)
     finally:
         feed.stop()
         pipeline.stop()
 
 
 def serve_main(avatar_specs: list[str], driver: str, host: str, port: int, token: str | None, size: int,
-               backend: str, max_sessions: int, *, codec: str, bitrate: int | None, keyframe_interval_s: float) -> None:
+               backend: str, max_sessions: int, *, codec: str, bitrate: int | None, keyframe_interval_s: float,
+               publish: str | None = None) -> None:
     """Build the live loop and serve it until SIGINT or SIGTERM. codec, bitrate (bits/s, None: by frame size) and
-    keyframe_interval_s are the stream's, as StreamServer takes them."""
+    keyframe_interval_s are the stream's, as StreamServer takes them; publish: a Janus VideoRoom to publish the
+    stream into as well (``realtime.stream.janus``), None for none."""
     from realtime.stream.encoder import StreamEncoder
+    from realtime.stream.janus import PublishTarget
     from realtime.stream.server import check_bind, run_until_signalled
 
     check_bind(host, token)  # before the minutes an avatar build may take
+    if publish is not None:
+        PublishTarget.parse(publish)  # a bad --publish URL is refused as early
     StreamEncoder(codec, bitrate, keyframe_interval_s=keyframe_interval_s)  # refuses bad stream options, as early
     started = time.monotonic()
     pipeline, feed = build_live(avatar_specs, driver, size, backend)
     log.info("avatar ready in %.1f s (backend %s)", time.monotonic() - started, pipeline.painter.backend)
 
-    options = dict(max_sessions=max_sessions, codec=codec, bitrate=bitrate, keyframe_interval_s=keyframe_interval_s)
+    options = dict(max_sessions=max_sessions, codec=codec, bitrate=bitrate, keyframe_interval_s=keyframe_interval_s,
+                   publish=publish)
     run_until_signalled(lambda stop: run_server(pipeline, feed, host, port, token, stop, **options))

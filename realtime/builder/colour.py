@@ -10,6 +10,8 @@
    (median of the seen scalp above the brows), a darker skin for the neck, a dark mouth interior,
    off-white teeth, white of the eyes; then a diffusion over the Gaussians' neighbourhood graph
    blends the fill into the seen colours so no seam shows.
+5. Shade: the teeth behind the front ones fade into the mouth's shadow. (The eyes are painted apart:
+   realtime.builder.eyes.)
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ MOUTH_COLOUR = np.array([0.16, 0.06, 0.06])
 TEETH_COLOUR = np.array([0.86, 0.83, 0.76])
 SCLERA_COLOUR = np.array([0.80, 0.75, 0.72])
 NECK_SHADE = 0.82  # the neck's skin is in the chin's shadow
+# teeth more than TEETH_LIT_DEPTH behind the front ones fade into the mouth's shadow over TEETH_SHADE_RAMP (m): lit
+# as a flash photo shows them, they would shine through the lip corners of a smile from a closed mouth
+TEETH_LIT_DEPTH, TEETH_SHADE_RAMP = 0.004, 0.008
 
 
 @dataclass
@@ -211,6 +216,11 @@ def colour_gaussians(means: np.ndarray, rest_means: np.ndarray, normals: np.ndar
     inner = (region == MOUTH) | (region == TEETH)
     colours[inner] = trust[inner, None] * colours[inner] + (1 - trust[inner, None]) * prior[inner]
     result = diffuse(rest_means, colours, np.where(inner, 1.0, trust), prior)
+    teeth = region == TEETH
+    if np.any(teeth):  # behind the front teeth, the arch sits in the cheeks' shadow
+        back = rest_means[teeth, 2].max() - rest_means[teeth, 2]
+        lit = 1.0 - _smoothstep(back, TEETH_LIT_DEPTH, TEETH_LIT_DEPTH + TEETH_SHADE_RAMP)[:, None]
+        result[teeth] = lit * result[teeth] + (1.0 - lit) * MOUTH_COLOUR
     tones = {"skin": skin, "hair": hair, "neck": neck_tone, "mouth": MOUTH_COLOUR, "teeth": TEETH_COLOUR,
              "sclera": SCLERA_COLOUR}
     return ColourResult(colours=np.clip(result, 0, 1).astype(np.float32), trust=trust.astype(np.float32),

@@ -4,7 +4,8 @@ Path of a voice frame::
 
     sender's audio track ─► drain (decoded by aiortc: Opus, G.722, PCMU or PCMA) ─► VoiceRelay.push(frame, capture)
     a feed's sound (a video file played as a camera) ─► VoiceRelay.push_threadsafe(frame, capture)
-        ─► delay line: held until capture + the video's camera→output latency (``lipsync.py``)
+        ─► delay line: held until capture + the video's camera→output latency, less Opus's look-ahead
+           (``lipsync.py``)
         ─► encoded once to Opus (``VoiceEncoder``: 48 kHz mono, 20 ms frames)
         ─► a ring of the newest ``RING`` packets ─► every viewer's ``VoiceTrack`` ─► aiortc packetizes it
 
@@ -39,7 +40,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from .lipsync import LipSync
+from .lipsync import OPUS_LOOKAHEAD_NS, LipSync
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,9 @@ class VoicePacket:
 class VoiceRelay:
     """The server's voice: pushed frames, held for lip sync, encoded once, read by every viewer's VoiceTrack.
 
-    video_latencies: returns the camera→output latencies (ms) of the newest video frames (the LipSync delay
-    follows them); set by ``start``. Frames pushed before ``start`` or after ``stop`` are dropped (counted).
+    The delay follows the video latency that ``newest_video()`` (given to ``start``) returns: ``(seq,
+    capture → published ms)`` of the newest video frame, or None. Frames pushed before ``start`` or after
+    ``stop`` are dropped (counted).
     """
 
     def __init__(self, ring: int = RING, max_held: int = MAX_HELD, bitrate: int = OPUS_BITRATE) -> None:
@@ -129,7 +131,7 @@ class VoiceRelay:
         self._pushed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
-        self._video_latencies: Callable[[], list[float]] = list
+        self._newest_video: Callable[[], tuple[int, float] | None] = lambda: None
         self._closed = False
         self._t0_ns: int | None = None
         self._next_pts = 0
@@ -142,9 +144,9 @@ class VoiceRelay:
         self.last_frame_ns: int | None = None
 
     # -- lifetime ------------------------------------------------------------------------------------------
-    def start(self, video_latencies: Callable[[], list[float]]) -> None:
+    def start(self, newest_video: Callable[[], tuple[int, float] | None]) -> None:
         """Start releasing frames, in the running event loop."""
-        self._video_latencies = video_latencies
+        self._newest_video = newest_video
         self._loop = asyncio.get_running_loop()
         self._published, self._pushed = asyncio.Event(), asyncio.Event()
         self._task = self._loop.create_task(self._run(), name="voice-relay")
@@ -200,9 +202,12 @@ class VoiceRelay:
                 self._pushed.clear()
                 await self._pushed.wait()
                 continue
-            delay_ns = int(self.lipsync.follow(self._video_latencies()) * 1e6)
+            video = self._newest_video()
+            if video is not None:
+                self.lipsync.video_frame(*video)
+            delay_ns = int(self.lipsync.follow() * 1e6)
             frame, capture_ns = self._held[0]
-            wait_ns = capture_ns + delay_ns - time.monotonic_ns()
+            wait_ns = capture_ns + delay_ns - OPUS_LOOKAHEAD_NS - time.monotonic_ns()  # our encoder delays it
             if wait_ns > 0:
                 await asyncio.sleep(min(wait_ns / 1e9, MAX_WAIT_S))
                 continue
@@ -250,10 +255,8 @@ class VoiceRelay:
 
     def stats(self) -> dict:
         """JSON-ready counters: frames in, packets out, drops, the delay and what it leaves between voice and mouth
-        (``av_offset_ms``: the delay less the latency of each video frame in the ring; positive when the voice
-        leaves after the mouth), the newest frame's level."""
-        latencies = self._video_latencies()
-        offsets = [self.lipsync.delay_ms - ms for ms in latencies]
+        (``av_offset_ms``: for recent video frames, the delay their voice got less their latency; positive when
+        the voice leaves after the mouth), the newest frame's level."""
         idle = self.last_frame_ns is None or time.monotonic_ns() - self.last_frame_ns > 1_000_000_000
         return {
             "active": not idle,
@@ -267,7 +270,7 @@ class VoiceRelay:
             "delay_ms": round(self.lipsync.delay_ms, 1),
             "delay_changes": self.lipsync.changes,
             "delay_capped": self.lipsync.capped,
-            "av_offset_ms": _spread(offsets),
+            "av_offset_ms": _spread(self.lipsync.offsets_ms),
         }
 
 

@@ -22,9 +22,11 @@ Two ways to put them back in step were weighed:
   jitter buffers, decoding, rendering.
 
 This module does the second. The delay follows the video: the median of ``published_ns - capture_ts_ns`` over
-the frames in the broadcast ring (about half a second of video), changed only when it moves by more than
+the last ``WINDOW_FRAMES`` video frames (about two seconds), changed only when it moves by more than
 ``DELAY_STEP_MS`` (each change is a small gap or a short burst in the voice, which the receiver's jitter
-buffer smooths), within ``[0, MAX_DELAY_MS]``. With no video yet there is nothing to wait for: no delay.
+buffer smooths), within ``[0, MAX_DELAY_MS]``. With no video yet there is nothing to wait for: no delay. What
+the delay leaves between each video frame and its voice (the delay less that frame's latency) is kept as the
+A/V offset at the server's output.
 
 Capture times on one clock. A camera frame is stamped when aiortc's receiver hands it over, which is when the
 first packet of the *next* frame arrives (its jitter buffer cannot know a frame is complete before), about one
@@ -34,6 +36,12 @@ for 20 ms Opus frames. An audio frame is therefore stamped with the time a camer
 have been stamped: its hand-over time, less the audio hold, plus the camera's median frame interval
 (``voice_capture_ns``). A feed on this machine (a video file's sound) stamps its frames as it plays them, like
 its pictures, and needs no correction.
+
+Opus itself delays the sound: a libopus encoder looks ahead 312 samples at 48 kHz (``OPUS_LOOKAHEAD_NS``,
+6.5 ms), and a decoder that starts from the packets as aiortc's (and a browser's jitter buffer) do returns the
+sound that much later than the packets' timestamps say (measured here: a click encoded and decoded through
+PyAV's libopus comes out 311 samples late). So an Opus uplink's frames are stamped 6.5 ms earlier, and the
+relay sends each frame 6.5 ms before its due time to make up for its own encoder.
 """
 from __future__ import annotations
 
@@ -43,9 +51,11 @@ from collections import deque
 import av
 
 AIORTC_AUDIO_HOLD_FRAMES = 4  # aiortc 1.16 rtcrtpreceiver: audio JitterBuffer(capacity=16, prefetch=4)
+OPUS_LOOKAHEAD_NS = 312 * 1_000_000_000 // 48_000  # libopus at 48 kHz: 2.5 ms + 4 ms
 MAX_DELAY_MS = 1000.0  # a pipeline slower than this is broken; the voice does not wait longer
 DELAY_STEP_MS = 10.0  # the delay follows the video latency in steps of at least this
 CADENCE_FRAMES = 30  # camera frame intervals the cadence is the median of
+WINDOW_FRAMES = 50  # video frames the delay is the median latency of: 2 s at 25 fps
 
 
 def receive_hold_ns(frame: av.AudioFrame) -> int:
@@ -54,10 +64,11 @@ def receive_hold_ns(frame: av.AudioFrame) -> int:
     return AIORTC_AUDIO_HOLD_FRAMES * frame.samples * 1_000_000_000 // frame.sample_rate
 
 
-def voice_capture_ns(frame: av.AudioFrame, handed_ns: int, camera_interval_ns: int) -> int:
+def voice_capture_ns(frame: av.AudioFrame, handed_ns: int, camera_interval_ns: int, codec_delay_ns: int = 0) -> int:
     """The capture time of a received audio frame on the camera frames' clock: the time a camera frame that
-    arrived with it would be stamped (see the module docstring). handed_ns: when aiortc handed it over."""
-    return handed_ns - receive_hold_ns(frame) + camera_interval_ns
+    arrived with it would be stamped (see the module docstring). handed_ns: when aiortc handed it over;
+    codec_delay_ns: how late its codec returns the sound (OPUS_LOOKAHEAD_NS for Opus)."""
+    return handed_ns - receive_hold_ns(frame) + camera_interval_ns - codec_delay_ns
 
 
 class FrameCadence:
@@ -80,19 +91,32 @@ class FrameCadence:
 class LipSync:
     """The voice's delay: the video's current camera→output latency, followed in steps (module docstring)."""
 
-    def __init__(self, step_ms: float = DELAY_STEP_MS, max_ms: float = MAX_DELAY_MS) -> None:
-        if step_ms < 0 or max_ms <= 0:
-            raise ValueError(f"step_ms must be >= 0 and max_ms > 0, got {step_ms} and {max_ms}")
+    def __init__(self, step_ms: float = DELAY_STEP_MS, max_ms: float = MAX_DELAY_MS,
+                 window: int = WINDOW_FRAMES) -> None:
+        if step_ms < 0 or max_ms <= 0 or window < 1:
+            raise ValueError(f"step_ms must be >= 0, max_ms > 0 and window >= 1, got {step_ms}, {max_ms}, {window}")
         self.step_ms, self.max_ms = step_ms, max_ms
+        self._latencies: deque[float] = deque(maxlen=window)
+        self._offsets: deque[float] = deque(maxlen=window)
+        self._seq = 0
         self.delay_ms = 0.0
         self.changes = 0
         self.capped = False  # the video latency exceeded max_ms: the voice leads by the excess
 
-    def follow(self, video_latencies_ms: list[float]) -> float:
-        """Update the delay from the latencies (ms) of the newest video frames; returns it (ms)."""
-        if not video_latencies_ms:
+    def video_frame(self, seq: int, latency_ms: float) -> None:
+        """The newest video frame (numbered ``seq``, increasing) left ``latency_ms`` after its capture; a frame
+        seen before is ignored."""
+        if seq <= self._seq:
+            return
+        self._seq = seq
+        self._latencies.append(latency_ms)
+        self._offsets.append(self.delay_ms - latency_ms)
+
+    def follow(self) -> float:
+        """The delay (ms), updated from the latencies seen."""
+        if not self._latencies:
             return self.delay_ms
-        target = statistics.median(video_latencies_ms)
+        target = statistics.median(self._latencies)
         self.capped = target > self.max_ms
         target = min(max(0.0, target), self.max_ms)
         if abs(target - self.delay_ms) > self.step_ms:
@@ -101,5 +125,7 @@ class LipSync:
         return self.delay_ms
 
     @property
-    def delay_ns(self) -> int:
-        return int(self.delay_ms * 1e6)
+    def offsets_ms(self) -> list[float]:
+        """For each recent video frame, the delay its voice got less the frame's latency (ms; positive: the voice
+        left after the picture)."""
+        return list(self._offsets)

@@ -55,6 +55,7 @@ from .latency import LatencyWindow
 from .session import CODECS, Session
 from .signaling import Bye, Offer, SenderBusy, ServerFull, SignalingError
 from .tracks import FrameBroadcast, check_image
+from .janus import JanusPublisher, PublishTarget
 from .whip import HttpSessions
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,15 @@ class StreamServer:
     STUN/TURN URLs (none by default: loopback and LAN need none); ssl: an
     ``ssl.SSLContext`` for https/wss; voice: the ``audio.VoiceRelay`` that carries the
     sender's voice to every viewer, given when something besides a sender speaks into it
-    (a feed playing a file's sound; default: a new one).
+    (a feed playing a file's sound; default: a new one); publish: a Janus VideoRoom to publish
+    the stream into, ``http://host:port/janus?room=N`` (see ``janus.py``; None: none).
     """
 
     def __init__(self, producer, host: str = "127.0.0.1", port: int = 8080, token: str | None = None, *,
                  max_sessions: int = 8, codec: str = "vp8", bitrate: int | None = None, fps: float = 25.0,
                  keyframe_interval_s: float = KEYFRAME_INTERVAL_S, ice_servers: tuple[str, ...] = (),
-                 static_dir: Path | str | None = None, ssl=None, voice: VoiceRelay | None = None) -> None:
+                 static_dir: Path | str | None = None, ssl=None, voice: VoiceRelay | None = None,
+                 publish: str | None = None) -> None:
         check_bind(host, token)
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
@@ -147,6 +150,7 @@ class StreamServer:
         self._runner: web.AppRunner | None = None
         self._sockets: weakref.WeakSet[web.WebSocketResponse] = weakref.WeakSet()
         self.http_sessions = HttpSessions(self)
+        self.publisher = JanusPublisher(PublishTarget.parse(publish), self.broadcast, codec) if publish else None
         self._tasks: list[asyncio.Task] = []
 
     # -- lifetime ------------------------------------------------------------------
@@ -166,7 +170,9 @@ class StreamServer:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._pump(), name="stream-pump"),
                        loop.create_task(self._log_loop(), name="stream-log")]
-        self.voice.start(self.broadcast.recent_latencies_ms)
+        self.voice.start(self.broadcast.newest_latency)
+        if self.publisher is not None:
+            self.publisher.start()
         return self
 
     async def stop(self) -> None:
@@ -174,6 +180,8 @@ class StreamServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http_sessions.close()
+        if self.publisher is not None:
+            await self.publisher.stop()
         await asyncio.gather(*(s.close("server stopping") for s in list(self.sessions.values())))
         self.broadcast.close()
         await self.voice.stop()
@@ -259,6 +267,7 @@ class StreamServer:
             "keyframe_requests": self.broadcast.keyframe_requests,
             "producer": dataclasses.asdict(self.producer.stats()),
             "producer_error": self.producer_error,
+            "publish": None if self.publisher is None else self.publisher.stats(),
             "voice": self.voice.stats(),
         }
 
@@ -463,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="stream bitrate in kbit/s, the same for every viewer (default: by frame size and fps)")
     parser.add_argument("--keyframe-interval", type=float, default=KEYFRAME_INTERVAL_S,
                         help="seconds between periodic keyframes")
+    parser.add_argument("--publish", metavar="URL", default=None,
+                        help="also publish the stream into a Janus VideoRoom: http://host:port/janus?room=N")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -473,7 +484,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--bitrate is in kbit/s, from {low} to {high}; got {args.bitrate}")
     options = dict(max_sessions=args.max_sessions, codec=args.codec, fps=args.fps,
                    bitrate=None if args.bitrate is None else args.bitrate * 1000,
-                   keyframe_interval_s=args.keyframe_interval)
+                   keyframe_interval_s=args.keyframe_interval, publish=args.publish)
     try:
         check_bind(args.host, args.token)
         producer = TestPatternProducer(args.size, args.size, args.fps)

@@ -82,10 +82,11 @@ class FrameBroadcast:
     def latest(self) -> EncodedFrame | None:
         return self._ring[-1] if self._ring else None
 
-    def recent_latencies_ms(self) -> list[float]:
-        """Capture → published (ms) of each frame in the ring, oldest first: the video's current latency, which
-        the voice follows (``lipsync.py``)."""
-        return [(f.published_ns - f.capture_ts_ns) / 1e6 for f in self._ring]
+    def newest_latency(self) -> tuple[int, float] | None:
+        """(seq, capture → published in ms) of the newest frame: the video latency the voice follows
+        (``lipsync.py``); None before the first frame."""
+        frame = self.latest
+        return None if frame is None else (frame.seq, (frame.published_ns - frame.capture_ts_ns) / 1e6)
 
     def next_pts(self, now_ns: int | None = None) -> int:
         """The pts of a frame entering the encoder now: 90 kHz ticks since the first frame, increasing."""

@@ -21,15 +21,16 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
 
 from .audio import VoiceRelay, VoiceTrack
-from .lipsync import FrameCadence, voice_capture_ns
+from .lipsync import OPUS_LOOKAHEAD_NS, FrameCadence, voice_capture_ns
 from .signaling import SignalingError
 from .tracks import drain
 
 VOICE_CODEC = "audio/opus"
 
 
-def offer_audio(sdp: str) -> tuple[str, set[str]] | None:
-    """The direction and codec names (upper case) of the offer's first audio section; None without one.
+def offer_audio(sdp: str) -> tuple[str, list[str]] | None:
+    """The direction and codec names (upper case, in the offer's order of preference) of the offer's first audio
+    section; None without one.
 
     Raises SignalingError when an audio section offers no codec aiortc can receive or send."""
     try:
@@ -47,7 +48,7 @@ def offer_audio(sdp: str) -> tuple[str, set[str]] | None:
                 "needs none)")
     if not sections:
         return None
-    return sections[0].direction or "sendrecv", {c.mimeType.split("/")[-1].upper() for c in sections[0].rtp.codecs}
+    return sections[0].direction or "sendrecv", [c.mimeType.split("/")[-1].upper() for c in sections[0].rtp.codecs]
 
 
 class SessionVoice:
@@ -60,19 +61,25 @@ class SessionVoice:
         self.declined: str | None = None
         self.frames_in = 0
         self._cadence = FrameCadence()
+        self._codec_delay_ns = 0  # how late the sender's codec returns the sound
 
     def prepare(self, pc: RTCPeerConnection, sdp: str) -> None:
         """Before the offer is applied: check its audio and, for a viewer that takes Opus, add the voice.
         Raises SignalingError (see ``offer_audio``)."""
         audio = offer_audio(sdp)
-        if audio is None or self.role != "viewer":
+        if audio is None:
             return
         direction, codecs = audio
+        if self.role == "sender":  # aiortc takes the first codec of the offer it knows
+            known = {c.mimeType.split("/")[1].upper() for c in RTCRtpSender.getCapabilities("audio").codecs}
+            uplink = next(name for name in codecs if name in known)
+            self._codec_delay_ns = OPUS_LOOKAHEAD_NS if uplink == "OPUS" else 0
+            return
         if "recv" not in direction:
             return
         if "OPUS" not in codecs:
             self.declined = (f"the offer's audio lacks Opus, the codec of this server's voice (it offers "
-                             f"{', '.join(sorted(codecs))}): video only")
+                             f"{', '.join(codecs)}): video only")
             return
         self.track = VoiceTrack(self.relay)
         transceiver = pc.addTransceiver(self.track, direction="sendonly")
@@ -93,7 +100,7 @@ class SessionVoice:
 
     def _on_frame(self, frame, handed_ns: int) -> None:
         self.frames_in += 1
-        self.relay.push(frame, voice_capture_ns(frame, handed_ns, self._cadence.interval_ns))
+        self.relay.push(frame, voice_capture_ns(frame, handed_ns, self._cadence.interval_ns, self._codec_delay_ns))
 
     def close(self) -> None:
         if self.track is not None:
