@@ -18,7 +18,8 @@ decoding, the lip-sync delay, Opus, fan-out).
 * **Python**: a Python sender (``ArrayVideoTrack`` + ``ArrayAudioTrack``, whose send times are the truth) and a
   Python viewer. aiortc's receivers hand a video frame over when the next one starts arriving (one frame
   interval late) and an audio frame once four more are buffered (80 ms late, ``lipsync.py``); ``raw`` offsets
-  are hand-over times, ``corrected`` ones take those holds off, as a player presenting frames on arrival would.
+  are hand-over times, ``played`` ones those of a player that plays each stream a constant delay after its
+  timestamps, the holds taken off (``PythonViewer``).
 
 Offsets are click minus flash, in ms: positive when the voice comes after the mouth. EBU R37's window for the
 end-to-end result is ``[-EARLY_MS, +LATE_MS]`` (the voice at most 40 ms early, 60 ms late).
@@ -160,11 +161,19 @@ def summary(offsets: list[float]) -> dict:
 # ---- the Python viewer ------------------------------------------------------------------------------------------
 
 class PythonViewer:
-    """A listening PeerClient that turns what it receives into flash and click times (monotonic ms)."""
+    """A listening PeerClient that turns what it receives into flash and click times (monotonic ms).
+
+    Hand-over times (``raw``) carry whatever kept this process's event loop busy, and aiortc's receive holds: it
+    hands a video frame over when the next one begins to arrive, an audio frame when the fourth after it
+    arrives (``lipsync.py``). ``played`` times are those of a player that plays each stream at a constant delay
+    after its RTP timestamps: frame k arrived when it was sent, about its timestamp plus the transit; frame
+    k + h (h: 1 for video, 4 for audio) released it, so ``handed_k - stamp_(k+h)`` is that transit plus any
+    lateness of this loop, and the smallest of them (a frame is never handed over early) is the delay.
+    """
 
     def __init__(self, ws_url: str) -> None:
         self.client = PeerClient(ws_url, listen=True)
-        self.frames: list[tuple[float, float]] = []  # (handed-over ms, mean brightness)
+        self.frames: list[tuple[float, int, float]] = []  # (handed-over ms, pts in 1/90000 s, mean luma)
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -172,7 +181,7 @@ class PythonViewer:
         self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
-        """Drain the video, keeping each frame's hand-over time and mean luma (read off its Y plane, no
+        """Drain the video, keeping each frame's hand-over time, pts and mean luma (read off its Y plane, no
         conversion: the event loop stays free to time the voice)."""
         track = self.client.track
         while True:
@@ -180,25 +189,29 @@ class PythonViewer:
             got = time.monotonic_ns() / 1e6
             y = frame.planes[0]
             luma = np.frombuffer(y, np.uint8).reshape(-1, y.line_size)[:frame.height, :frame.width]
-            self.frames.append((got, float(luma.mean())))
+            self.frames.append((got, int(frame.pts), float(luma.mean())))
 
-    def events(self, since_ms: float, corrected: bool) -> tuple[list[float], list[float]]:
-        """(flashes, clicks) handed over after ``since_ms``; ``corrected`` takes aiortc's receive holds off."""
-        frames = [(t, level) for t, level in self.frames if t >= since_ms]
-        interval = float(np.median(np.diff([t for t, _ in frames]))) if corrected and len(frames) > 2 else 0.0
-        flashes = [t - interval for t in rising_edges([t for t, _ in frames], [v for _, v in frames], FLASH_LEVEL)]
+    def events(self, since_ms: float, played: bool) -> tuple[list[float], list[float]]:
+        """(flashes, clicks) of what was handed over after ``since_ms``: hand-over times, or ``played`` times."""
+        frames = [f for f in self.frames if f[0] >= since_ms]
         heard = [h for h in self.client.heard if h.got_ms >= since_ms]
-        blocks = []
-        for h in heard:
-            duration = h.samples.size * 1000.0 / h.sample_rate
-            hold = AIORTC_AUDIO_HOLD_FRAMES * duration if corrected else 0.0
-            blocks.append((h.got_ms - hold, h.samples))
-        return flashes, click_onsets(blocks, heard[0].sample_rate if heard else RATE)
+        if not frames or not heard:
+            return [], []
+        times = [got for got, _, _ in frames]
+        if played:
+            times = _played(times, [pts / 90.0 for _, pts, _ in frames], 1)
+        flashes = rising_edges(times, [luma for _, _, luma in frames], FLASH_LEVEL)
+        rate = heard[0].sample_rate
+        starts = [h.got_ms for h in heard]
+        if played:
+            starts = _played(starts, [h.pts * 1000.0 / rate for h in heard], AIORTC_AUDIO_HOLD_FRAMES)
+        return flashes, click_onsets([(t, h.samples) for t, h in zip(starts, heard)], rate)
 
     def offsets(self, since_ms: float) -> dict:
+        """The ``raw`` and ``played`` offsets (``summary``), and the flashes and clicks seen."""
         out = {}
-        for name, corrected in (("raw", False), ("corrected", True)):
-            flashes, clicks = self.events(since_ms, corrected)
+        for name, played in (("raw", False), ("played", True)):
+            flashes, clicks = self.events(since_ms, played)
             out[name] = summary(pair(clicks, flashes))
         out["flashes"], out["clicks"] = (len(x) for x in self.events(since_ms, False))
         return out
@@ -209,9 +222,18 @@ class PythonViewer:
         await self.client.close()
 
 
+def _played(handed_ms: list[float], stamp_ms: list[float], hold: int) -> list[float]:
+    """Play times of frames handed over at ``handed_ms`` with timestamps ``stamp_ms``, each released by the frame
+    ``hold`` after it (``PythonViewer``)."""
+    handed, stamp = np.asarray(handed_ms), np.asarray(stamp_ms)
+    if stamp.size <= hold:
+        return list(handed)
+    return list(stamp + np.min(handed[:-hold] - stamp[hold:]))
+
+
 async def python_run(server: ServerProcess, seconds: float) -> dict:
     """A Python sender of the clip and a Python viewer: the offsets at the viewer, the offsets the sender sent
-    (its send times), and the voice's and the picture's glass-to-glass (sent → corrected hand-over)."""
+    (its send times), and the voice's and the picture's glass-to-glass (sent → played)."""
     video, voice = ArrayVideoTrack(flash_frames(), FPS), ArrayAudioTrack(click_samples())
     sender = PeerClient(server.ws_url, "sender", video, voice=voice)
     await sender.connect()
@@ -220,7 +242,7 @@ async def python_run(server: ServerProcess, seconds: float) -> dict:
     await asyncio.sleep(SETTLE_S)
     since = time.monotonic_ns() / 1e6
     await asyncio.sleep(seconds)
-    flashes, clicks = viewer.events(since, corrected=True)
+    flashes, clicks = viewer.events(since, played=True)
     # what was sent: the send time of each flash frame and each click's frame (plus the click's place in it)
     flash_at = {round(t * FPS) for t in EVENTS_S}
     sent_flashes = [ns / 1e6 for k, ns in enumerate(video.sent_ns) if k % int(LOOP_S * FPS) in flash_at]
@@ -337,64 +359,91 @@ def since(events: list[dict], epoch_ms: float) -> list[float]:
     return [e["t"] for e in events if e["t"] >= epoch_ms]
 
 
-async def chromium_run(server: ServerProcess, seconds: float, folder: Path) -> dict:
-    """A Chromium sender of the clip, a Chromium viewer on /view and a Python viewer (module docstring)."""
-    camera, mic = folder / "flashes.y4m", folder / "clicks.wav"
-    write_y4m(camera, flash_frames(), FPS)
-    write_wav(mic, click_samples())
-    base, _, query = server.url.partition("?")
-    query = f"{query}&" if query else ""
-    pages = {"sender": f"{base}?{query}autostart=sender", "viewer": f"{base}view?{query}".rstrip("?&")}
-    browsers, tools = {}, {}
-    viewer = PythonViewer(server.ws_url)
-    try:
-        for role, url in pages.items():
-            media = dict(camera=camera, mic=mic) if role == "sender" else {}
-            browsers[role] = chromium_page(url, folder / f"profile-{role}", folder / f"{role}.log", **media)
-            tools[role] = DevTools(folder / f"profile-{role}")
-            await tools[role].connect()
-            await probe(tools[role], url, "preview" if role == "sender" else "avatar")
-        await viewer.start()
-        await _wait_started(tools, browsers, folder)
-        await asyncio.sleep(SETTLE_S)
+class Pages:
+    """The Chromium run's peers (module docstring), probed: a Chromium sender of the clip on the full client, a
+    Chromium viewer on ``/view`` (``view_query``: more of its query, e.g. ``volume=0.5``) and a Python viewer.
+    An async context manager; ``evaluate(role, js)`` runs JavaScript in the ``sender`` or ``viewer`` page."""
+
+    def __init__(self, server: ServerProcess, folder: Path, view_query: str = "") -> None:
+        self.server, self.folder = server, folder
+        base, _, query = server.url.partition("?")
+        self.urls = {"sender": f"{base}?{'&'.join(filter(None, [query, 'autostart=sender']))}",
+                     "viewer": f"{base}view" + (f"?{'&'.join(filter(None, [query, view_query]))}"
+                                                if query or view_query else "")}
+        self.browsers: dict[str, subprocess.Popen] = {}
+        self.tools: dict[str, DevTools] = {}
+        self.python = PythonViewer(server.ws_url)
+
+    async def __aenter__(self) -> "Pages":
+        camera, mic = self.folder / "flashes.y4m", self.folder / "clicks.wav"
+        write_y4m(camera, flash_frames(), FPS)
+        write_wav(mic, click_samples())
+        try:
+            for role, url in self.urls.items():
+                media = dict(camera=camera, mic=mic) if role == "sender" else {}
+                self.browsers[role] = chromium_page(url, self.folder / f"profile-{role}",
+                                                    self.folder / f"{role}.log", **media)
+                self.tools[role] = DevTools(self.folder / f"profile-{role}")
+                await self.tools[role].connect()
+                await probe(self.tools[role], url, "preview" if role == "sender" else "avatar")
+            await self.python.start()
+            await self._wait_started()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for tools in self.tools.values():
+            await tools.close()
+        stop_browsers(list(self.browsers.values()))
+        await self.python.close()
+
+    async def evaluate(self, role: str, expression: str):
+        return await self.tools[role].evaluate(expression)
+
+    async def _wait_started(self, timeout: float = 45.0) -> None:
+        deadline, states = time.monotonic() + timeout, {}
+        while time.monotonic() < deadline:
+            states = {role: await probed(t) for role, t in self.tools.items()}
+            if all(s["started"] and s["audioBlocks"] > 0 for s in states.values()):
+                return
+            if any(b.poll() is not None for b in self.browsers.values()):
+                break
+            await asyncio.sleep(0.5)
+        logs = "\n".join((self.folder / f"{role}.log").read_text()[-1500:] for role in self.browsers)
+        raise TimeoutError(f"the pages did not start playing: {states}\n{logs}")
+
+    async def measure(self, seconds: float) -> dict:
+        """Watch for ``seconds``; the offsets at each viewer, the source's, and the glass-to-glass latencies."""
         start_epoch, start_mono = time.time() * 1000, time.monotonic_ns() / 1e6
         await asyncio.sleep(seconds)
-        seen = {role: await probed(t) for role, t in tools.items()}
-        stats = await asyncio.to_thread(server.stats)
-    finally:
-        for t in tools.values():
-            await t.close()
-        stop_browsers(list(browsers.values()))
-        await viewer.close()
-    sender, watcher = seen["sender"], seen["viewer"]
-    sent_clicks, sent_flashes = since(sender["clicks"], start_epoch - 1000), since(sender["flashes"],
-                                                                                  start_epoch - 1000)
-    clicks, flashes = since(watcher["clicks"], start_epoch), since(watcher["flashes"], start_epoch)
-    return {
-        "seconds": seconds,
-        "viewer": {**summary(pair(clicks, flashes)), "flashes": len(flashes), "clicks": len(clicks),
-                   "audio_peak": round(watcher["peak"], 3), "output_latency_s": watcher.get("outputLatency")},
-        "source": {**summary(pair(sent_clicks, sent_flashes)), "flashes": len(sent_flashes),
-                   "clicks": len(sent_clicks)},
-        "voice_glass_to_glass_ms": summary_ms(after(clicks, sent_clicks)),
-        "picture_glass_to_glass_ms": summary_ms(after(flashes, sent_flashes)),
-        "python_viewer": viewer.offsets(start_mono),
-        "server_voice": stats["voice"],
-        "sessions": [{"role": s["role"], "voice": s["voice"]} for s in stats["session_list"]],
-    }
+        seen = {role: await probed(t) for role, t in self.tools.items()}
+        stats = await asyncio.to_thread(self.server.stats)
+        sender, watcher = seen["sender"], seen["viewer"]
+        sent_clicks = since(sender["clicks"], start_epoch - 1000)
+        sent_flashes = since(sender["flashes"], start_epoch - 1000)
+        clicks, flashes = since(watcher["clicks"], start_epoch), since(watcher["flashes"], start_epoch)
+        return {
+            "seconds": seconds,
+            "viewer": {**summary(pair(clicks, flashes)), "flashes": len(flashes), "clicks": len(clicks),
+                       "audio_peak": round(watcher["peak"], 3), "output_latency_s": watcher.get("outputLatency")},
+            "source": {**summary(pair(sent_clicks, sent_flashes)), "flashes": len(sent_flashes),
+                       "clicks": len(sent_clicks)},
+            "voice_glass_to_glass_ms": summary_ms(after(clicks, sent_clicks)),
+            "picture_glass_to_glass_ms": summary_ms(after(flashes, sent_flashes)),
+            "python_viewer": self.python.offsets(start_mono),
+            "server_voice": stats["voice"],
+            "sessions": [{"role": s["role"], "fps": (s["client"] or {}).get("fps"), "voice": s["voice"]}
+                         for s in stats["session_list"]],
+        }
 
 
-async def _wait_started(tools: dict, browsers: dict, folder: Path, timeout: float = 45.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        states = {role: await probed(t) for role, t in tools.items()}
-        if all(s["started"] and s["audioBlocks"] > 0 for s in states.values()):
-            return
-        if any(b.poll() is not None for b in browsers.values()):
-            break
-        await asyncio.sleep(0.5)
-    logs = "\n".join((folder / f"{role}.log").read_text()[-1500:] for role in browsers)
-    raise TimeoutError(f"the pages did not start playing: {states}\n{logs}")
+async def chromium_run(server: ServerProcess, seconds: float, folder: Path) -> dict:
+    """The Chromium run (module docstring): ``seconds`` of measuring after the pages settle."""
+    async with Pages(server, folder) as pages:
+        await asyncio.sleep(SETTLE_S)
+        return await pages.measure(seconds)
 
 
 # ---- the benchmark ------------------------------------------------------------------------------------------------
@@ -415,7 +464,8 @@ def run(seconds: float = 20.0, browser: bool = True) -> dict:
     result["notes"] = ("Offsets are click minus flash at the viewer (ms, positive: the voice after the mouth); "
                        "EBU R37 asks for -40..+60 ms. 'source' is what the Chromium sender's fake devices start "
                        "with, as its own page plays them; every viewer inherits it. Python 'raw' offsets are "
-                       "aiortc's hand-over times, 'corrected' take its receive holds off (lipsync.py). Loopback "
+                       "aiortc's hand-over times, 'played' those of a player at a constant delay after the RTP "
+                       "timestamps, aiortc's receive holds taken off (lipsync.py). Loopback "
                        "on one machine, test-pattern server (the sender's camera is its picture).")
     return result
 

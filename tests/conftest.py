@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-OPTIONAL = frozenset({"mediapipe", "websockets", "aiortc", "av", "gsplat", "cupy"})
+OPTIONAL = frozenset({"mediapipe", "websockets", "aiohttp", "aiortc", "av", "gsplat", "cupy"})
 _MISSING = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 
 

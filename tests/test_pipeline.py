@@ -87,7 +87,7 @@ def test_offline_drive_gives_one_frame_per_parameter_set_in_order(painter):
     assert [f.index for f in frames] == list(range(10))
     # frame i is the picture of parameter set i (the jaw opens and closes during the first second: they differ)
     for frame, params in zip(frames, driver.frames):
-        assert np.array_equal(frame.image, painter.draw(params, {})), frame.index
+        assert np.array_equal(frame.image, painter.draw(params, {})), f"frame {frame.index} shows another set"
     assert not np.array_equal(frames[0].image, frames[3].image)
 
 
@@ -162,7 +162,7 @@ def test_controls_set_the_background_and_switch_the_avatar(painter):
         coloured = next_frame(pipeline, params, before.index)
         pipeline.control(SwitchAvatar("b"))
         switched = next_frame(pipeline, params, coloured.index)
-        assert pipeline.stats().avatar == "b"
+        stats = pipeline.stats()
     assert_same_picture(before.image, reference_picture(first, painter.camera, params), "the first picture")
     # the frames after each control show it: the new background, then the new avatar (its own identity and
     # framing, the same pose, the same picture size) on that background
@@ -171,6 +171,7 @@ def test_controls_set_the_background_and_switch_the_avatar(painter):
     expected = reference_picture(second, second.camera.resized(128, 128), replace(params, shape=second.shape), orange)
     assert_same_picture(switched.image, expected, "the picture after the avatar switch")
     assert not same_picture(coloured.image, expected)[0]  # the first avatar's picture would not pass for it
+    assert stats.avatar == "b"
 
 
 def test_controls_are_refused_with_clear_errors(painter):

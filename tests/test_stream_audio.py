@@ -78,6 +78,7 @@ def test_voice_capture_times_are_on_the_camera_frames_clock():
     # aiortc held it 4 frames (80 ms); a camera frame with it would have been handed over one interval late
     assert voice_capture_ns(frame, handed, 33_000_000) == handed - 80_000_000 + 33_000_000
     assert voice_capture_ns(frame, handed, 0, OPUS_LOOKAHEAD_NS) == handed - 80_000_000 - 6_500_000
+    assert voice_capture_ns(frame, handed, 0, hold_frames=1) == handed - 20_000_000  # the server's shorter hold
     cadence = FrameCadence()
     assert cadence.interval_ns == 0
     for t in (0, 33, 66, 100, 133, 200, 233):
@@ -264,12 +265,12 @@ def test_the_senders_voice_reaches_every_listening_viewer_in_step_with_the_pictu
     assert stats["voice"]["frames_in"] > 400 and stats["voice"]["dropped"] == 0
     for result in results:
         # every click heard (two loops: at least 8 of the 10 events) and paired with its flash
-        assert result["clicks"] >= 8 and result["corrected"]["count"] >= 8, result
+        assert result["clicks"] >= 8 and result["played"]["count"] >= 8, result
         # the sender's own tracks start within a frame or two of each other; the offset the viewer sees, as a
-        # player presenting each frame on arrival would, is within EBU R37's window with 40 ms to spare
+        # player playing each stream at a constant delay would, is within EBU R37's window with 40 ms to spare
         # (bench_av_sync measures it properly)
-        assert -avs.EARLY_MS - 40 <= result["corrected"]["p50_ms"] <= avs.LATE_MS + 40, result
-    print(f"\nPython viewers: A/V offset p50 {[r['corrected']['p50_ms'] for r in results]} ms "
+        assert -avs.EARLY_MS - 40 <= result["played"]["p50_ms"] <= avs.LATE_MS + 40, result
+    print(f"\nPython viewers: A/V offset p50 {[r['played']['p50_ms'] for r in results]} ms "
           f"(raw hand-over {[r['raw']['p50_ms'] for r in results]} ms), server delay {stats['voice']['delay_ms']} ms")
 
 
@@ -328,41 +329,80 @@ def test_a_vanishing_voice_never_stops_the_video_and_the_voice_outlives_the_came
     run(scenario())
 
 
-def _only_codec(sdp: str, codec: str) -> str:
-    """``sdp`` with its audio section offering only ``codec`` ("name/rate"), at payload type 110."""
+def _with_isac_audio(sdp: str) -> str:
+    """``sdp`` (an aiortc offer) with an audio section added that offers only ISAC (which the server cannot take),
+    mid "7", bundled: a copy of the video section's transport lines."""
     head, *sections = re.split(r"(?=^m=)", sdp, flags=re.M)
-    out = [head]
-    for section in sections:
-        if section.startswith("m=audio"):
-            lines = [ln for ln in section.splitlines() if not re.match(r"a=(rtpmap|fmtp|rtcp-fb):", ln)]
-            first = lines[0].split(" ")
-            lines[0] = " ".join(first[:3] + ["110"])
-            lines.insert(1, f"a=rtpmap:110 {codec}")
-            section = "\r\n".join(lines) + "\r\n"
-        out.append(section)
-    return "".join(out)
+    video = next(x for x in sections if x.startswith("m=video"))
+    lines = [ln for ln in video.splitlines() if not re.match(r"a=(rtpmap|fmtp|rtcp-fb|mid|ssrc|msid)", ln)]
+    lines[0] = "m=audio 9 UDP/TLS/RTP/SAVPF 110"
+    audio = "\r\n".join(lines + ["a=mid:7", "a=rtpmap:110 ISAC/16000", ""])
+    head = re.sub(r"^(a=group:BUNDLE .*)$", r"\1 7", head, flags=re.M)
+    return head + "".join(sections) + audio
 
 
-def test_bad_audio_offers_get_clear_answers_and_the_video_goes_on():
+def _without_mid(sdp: str, mid: str) -> str:
+    head, *sections = re.split(r"(?=^m=)", sdp, flags=re.M)
+    return head + "".join(x for x in sections if f"a=mid:{mid}\r\n" not in x)
+
+
+def test_a_section_set_aside_first_in_the_bundle_comes_back_rejected_in_its_place():
+    from aiortc import RTCPeerConnection
+
+    from realtime.stream.rejectmedia import put_back, set_aside
+
+    async def offer():
+        pc = RTCPeerConnection()
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+    sdp = run(offer())
+    assert "a=group:BUNDLE 0 1\r\n" in sdp
+    kept, aside = set_aside(sdp, lambda m: m.kind == "audio")
+    assert [a.index for a in aside] == [0] and aside[0].mid == "0"
+    assert "m=audio" not in kept and "a=group:BUNDLE 1\r\n" in kept
+    answer = put_back(kept, aside)  # (the kept offer stands in for an answer: same sections)
+    sections = re.split(r"(?=^m=)", answer, flags=re.M)[1:]
+    assert sections[0].startswith("m=audio 0 UDP/TLS/RTP/SAVPF ") and "a=mid:0\r\n" in sections[0]
+    assert sections[1].startswith("m=video") and put_back(kept, []) == kept
+
+
+def test_bad_audio_offers_are_answered_without_voice_and_the_video_goes_on():
     from aiortc import RTCPeerConnection, RTCSessionDescription
     from aiortc.rtcrtpsender import RTCRtpSender
 
     async def scenario():
         async with StreamServer(TestPatternProducer(256, 256, 30), port=0) as server:
             ws = server.page_url("ws")
-            watcher = PeerClient(ws)
-            await watcher.connect()
-            # an audio codec the server cannot take at all: refused, naming it; other sessions stream on
+            # an audio codec the server cannot take at all: that section is answered rejected (port 0, out of the
+            # BUNDLE group, in its place), the reason kept, and the video flows
             pc = RTCPeerConnection()
             pc.addTransceiver("video", direction="recvonly")
-            pc.addTransceiver("audio", direction="recvonly")
+            pc.createDataChannel("stats")
+            got = asyncio.Event()
+            pc.on("track", lambda track: got.set())
             await pc.setLocalDescription(await pc.createOffer())
             client = PeerClient(ws)
-            reply = await client.request({"type": "offer", "sdp": _only_codec(pc.localDescription.sdp, "ISAC/16000"),
+            reply = await client.request({"type": "offer", "sdp": _with_isac_audio(pc.localDescription.sdp),
                                           "role": "viewer"})
-            assert reply["type"] == "error" and "ISAC" in reply["message"] and "OPUS" in reply["message"], reply
-            assert len(await watcher.receive(10)) == 10
+            assert reply["type"] == "answer", reply
+            sections = re.split(r"(?=^m=)", reply["sdp"], flags=re.M)[1:]
+            assert [x.split(" ")[0] for x in sections] == ["m=video", "m=application", "m=audio"]
+            assert sections[2].startswith("m=audio 0 UDP/TLS/RTP/SAVPF 110") and "a=mid:7" in sections[2]
+            assert not re.search(r"a=group:BUNDLE .*\b7\b", reply["sdp"])
+            declined = [s["voice"]["declined"] for s in server.stats()["session_list"]]
+            assert declined and "none of the codecs" in declined[0], declined
+            # this client never had that audio section: it applies the rest of the answer
+            await pc.setRemoteDescription(RTCSessionDescription(_without_mid(reply["sdp"], "7"), "answer"))
+            await asyncio.wait_for(got.wait(), 10)
+            video = next(t.receiver.track for t in pc.getTransceivers() if t.kind == "video")
+            for _ in range(10):
+                await asyncio.wait_for(video.recv(), 10)
             await pc.close()
+            await client.close()
             # a viewer whose audio lacks Opus: video only, the reason in /stats
             pc = RTCPeerConnection()
             pc.addTransceiver("video", direction="recvonly")
@@ -370,14 +410,14 @@ def test_bad_audio_offers_get_clear_answers_and_the_video_goes_on():
             audio.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
                                        if c.mimeType == "audio/PCMU"])
             await pc.setLocalDescription(await pc.createOffer())
+            client = PeerClient(ws)
             reply = await client.request({"type": "offer", "sdp": pc.localDescription.sdp, "role": "viewer"})
             assert reply["type"] == "answer", reply
-            answer_audio = reply["sdp"][reply["sdp"].index("m=audio"):]
-            assert "a=inactive" in answer_audio.split("m=video")[0]
+            answer_audio = next(x for x in re.split(r"(?=^m=)", reply["sdp"], flags=re.M) if x.startswith("m=audio"))
+            assert "a=inactive" in answer_audio
             await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
             declined = [s["voice"]["declined"] for s in server.stats()["session_list"] if s["voice"]["declined"]]
             assert declined and "lacks Opus" in declined[0]
             await pc.close()
             await client.close()
-            await watcher.close()
     run(scenario())

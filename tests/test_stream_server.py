@@ -466,3 +466,19 @@ def test_frame_messages_wait_for_no_stalled_client():
         assert len(session.channel.sent) == 1 and session.info()["frame_messages_skipped"] == 1
         await session.pc.close()
     run(scenario())
+
+
+def test_a_server_process_that_never_says_where_it_listens_is_given_up_on_at_its_deadline(tmp_path, monkeypatch):
+    from realtime.stream.client import ServerProcess
+
+    (tmp_path / "silent_server.py").write_text("import time\ntime.sleep(300)\n")  # no output, no exit
+    (tmp_path / "failing_server.py").write_text("print('starting')\nraise SystemExit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"did not start \(no address in 2 s\)"):
+        with ServerProcess([], startup_timeout=2, module="silent_server"):
+            pass
+    assert time.monotonic() - started < 60  # the deadline, not the silent process's 300 s
+    with pytest.raises(RuntimeError, match=r"exited with status 3\); its output: 'starting\\n'"):
+        with ServerProcess([], module="failing_server"):
+            pass

@@ -43,7 +43,7 @@ from realtime.face import landmark_ids as mp_ids
 from realtime.track.fit import LEFT_EYE_JOINT, RIGHT_EYE_JOINT
 
 # Bump whenever the builder's output for the same input changes (it keys the demo avatar's cache).
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "4"
 
 # Gaussian density by region: face, scalp, mouth, teeth, eye, socket
 REGION_IMPORTANCE = np.array([3.0, 0.6, 1.0, 2.0, 4.0, 1.0])

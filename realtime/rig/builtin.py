@@ -40,7 +40,7 @@ from realtime.rig.builtin_neutral import MetricTransform
 from realtime.rig.model import ARRAY_NAMES as RIG_ARRAYS, FLAME_PARENTS, Rig
 
 BUILTIN_NAME = "builtin-mediapipe"
-BUILTIN_VERSION = "9"
+BUILTIN_VERSION = "10"
 
 
 def landmark_embedding(faces: np.ndarray, n_landmarks: int = topo.N_LANDMARKS):

@@ -8,10 +8,14 @@ relaxed:
 * the inner lips meet along a level line at the height of the stomion (midway between the middles of the
   inner lips), NEUTRAL_LIP_GAP apart so that no triangle collapses; the outer lip contours follow their inner
   ones, so the lips keep their thickness;
-* the mouth corners come to that height, and the lips narrow about the middle of the mouth until the corners
-  are NEUTRAL_MOUTH_WIDTH apart, an adult mean (as the inter-pupillary distance of the metric transform is);
+* the mouth corners come down to that height;
 * the skin next to the corners (where a smile creases it) travels with them, and the skin around follows by
   the expression shapes' biharmonic spreading, nose, eyes and brows held still.
+
+The mouth keeps the photo's width. Narrowing it to an average relaxed mouth was tried: the corners then leave
+the creases the photo's smile paints beside them, and MediaPipe (like a viewer) reads the mouth's width from
+that paint: the demo avatar's neutral read hardly narrower, and its smiles, tracked from renders of it, no longer
+followed the rig's smile well enough for the tracking ground-truth test.
 """
 
 from __future__ import annotations
@@ -23,13 +27,12 @@ from realtime.face import topology as topo
 from realtime.rig.builtin_expressions import LID_GAP, Shape, SurfaceSolver, skin_bumps
 from realtime.rig.builtin_head import HeadMesh
 
-NEUTRAL_MOUTH_WIDTH = 0.050  # m between the mouth corners (cheilion to cheilion) of a relaxed adult mouth
 NEUTRAL_LIP_GAP = LID_GAP    # m between the closed inner lips
 RELAX_RADIUS = 0.04          # m of skin around the lips that follows them
 CORNER_CARRY = 0.02          # m round each mouth corner within which the skin moves with the corner
 
 
-def rest_mouth(points: np.ndarray) -> np.ndarray:
+def rest_mouth(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(K,) landmark ids and (K, 3) their positions with the mouth at rest (see the module doc).
 
     points: (478, 3) landmarks in rig space (metres, x across the face); the ids are the lip contours'."""
@@ -41,15 +44,12 @@ def rest_mouth(points: np.ndarray) -> np.ndarray:
                          f"{[len(c) for c in (upper_in, lower_in, upper_out, lower_out)]}")
     corners = [mp_ids.RIGHT_MOUTH_CORNER, mp_ids.LEFT_MOUTH_CORNER]
     stomion = 0.5 * (points[13, 1] + points[14, 1])
-    middle_x = points[corners, 0].mean()
-    narrow = NEUTRAL_MOUTH_WIDTH / abs(points[corners[1], 0] - points[corners[0], 0])
     target = {}
     for inner, outer, side in ((upper_in, upper_out, 1.0), (lower_in, lower_out, -1.0)):
         rise = stomion + side * 0.5 * NEUTRAL_LIP_GAP - points[inner, 1]        # (C,) each column's move
         rise[[0, -1]] = stomion - points[inner[[0, -1]], 1]                     # the inner corners meet
         for ids, dy in ((inner, rise), (outer, rise)):
             moved = points[ids].copy()
-            moved[:, 0] = middle_x + narrow * (moved[:, 0] - middle_x)
             moved[:, 1] += dy
             target.update(zip(ids.tolist(), moved))
     for c in corners:  # the outer corners at the lips' meeting height

@@ -15,10 +15,12 @@ origin) and never runs an Opus encoder per viewer. aiortc has no way to forward 
 themselves (its receiver always decodes), and a decoded hop is what lets the voice be held back, mixed from a
 file, or come in any codec aiortc decodes.
 
-The packets' pts count 48 kHz samples of the server's monotonic clock since the relay's first packet (never
-going back): a pause in the voice, or a longer delay, is a gap in the timestamps, as a receiver's jitter
-buffer expects, and aiortc's sender reports map them onto the wall clock at the time they are sent, like the
-video's (see ``lipsync.py`` for why that is what puts them in step).
+The packets' pts run on in 20 ms steps, and jump to the server's monotonic clock (48 kHz samples since the
+relay's first packet) when the voice falls more than ``GAP_SAMPLES`` behind it: a pause in the voice, or a
+longer delay, is a gap in the timestamps, as a receiver's jitter buffer expects, while the wake-up jitter of
+the delay line is not (it would be a sliver of concealment in every packet). aiortc's sender reports map
+them onto the wall clock at the time they are sent, like the video's (``lipsync.py`` says why that is what
+puts them in step).
 
 Everything is bounded: the delay line holds at most ``MAX_HELD`` frames (more than ``MAX_DELAY_MS`` of
 20 ms frames; beyond that the oldest are dropped and counted), the ring ``RING`` packets, and a viewer that
@@ -51,6 +53,7 @@ OPUS_BITRATE = 32_000  # a voice, mono
 RING = 25  # packets kept for the viewers' senders: 0.5 s
 MAX_HELD = 64  # frames in the delay line: 1.28 s of 20 ms frames
 MAX_WAIT_S = 0.02  # the delay line looks again at least this often (the delay may change meanwhile)
+GAP_SAMPLES = 3 * FRAME_SAMPLES  # the voice this far behind the clock is a pause: the timestamps jump
 SILENT_DBFS = -90.0  # the level reported for digital silence
 
 
@@ -101,14 +104,11 @@ class VoiceEncoder:
 
 @dataclass(frozen=True)
 class VoicePacket:
-    """A published voice packet: seq counts from 1; pts in 1/48000 s; capture_ns: the capture time of the voice
-    it carries (server monotonic clock); sent_ns: when it left the delay line."""
+    """A published voice packet, shared read-only by every viewer's sender: seq counts from 1; packet.pts is in
+    1/48000 s."""
 
     seq: int
     packet: av.Packet
-    pts: int
-    capture_ns: int
-    sent_ns: int
 
 
 class VoiceRelay:
@@ -212,9 +212,9 @@ class VoiceRelay:
                 await asyncio.sleep(min(wait_ns / 1e9, MAX_WAIT_S))
                 continue
             self._held.popleft()
-            self._release(frame, capture_ns)
+            self._release(frame)
 
-    def _release(self, frame: av.AudioFrame, capture_ns: int) -> None:
+    def _release(self, frame: av.AudioFrame) -> None:
         try:
             packets = self._encoder.encode(frame)
         except (av.FFmpegError, ValueError) as exc:
@@ -223,11 +223,12 @@ class VoiceRelay:
         now = time.monotonic_ns()
         if self._t0_ns is None:
             self._t0_ns = now
-        pts = max(self._next_pts, (now - self._t0_ns) * SAMPLE_RATE // 1_000_000_000)
+        clock = (now - self._t0_ns) * SAMPLE_RATE // 1_000_000_000
+        pts = clock if clock - self._next_pts > GAP_SAMPLES else self._next_pts
         for packet in packets:
             packet.pts, packet.time_base = pts, AUDIO_TIME_BASE
             seq = self._ring[-1].seq + 1 if self._ring else 1
-            self._ring.append(VoicePacket(seq, packet, pts, capture_ns, now))
+            self._ring.append(VoicePacket(seq, packet))
             pts += FRAME_SAMPLES
             self.packets_out += 1
         self._next_pts = pts

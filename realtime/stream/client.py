@@ -17,7 +17,6 @@ import asyncio
 import fractions
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
@@ -305,37 +304,33 @@ class ServerProcess:
         self.log_path = self._log.name
         self.proc = subprocess.Popen([sys.executable, "-m", self.module, *self.args, "--port", "0"],
                                      cwd=root, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
-        # stdout is read by a thread for as long as the server runs (so it never blocks on a full pipe), and the
-        # wait for the "serving on" line has a deadline even when the server prints nothing at all
-        lines: queue.Queue[str | None] = queue.Queue()
-        self._stdout = deque(maxlen=MAX_MESSAGES)
-        self._reader = threading.Thread(target=self._read_stdout, args=(lines,), name="server-stdout", daemon=True)
+        # stdout is read by a thread for as long as the server runs (so that it never blocks on a full pipe), and
+        # the wait for the "serving on" line has a deadline even when the server prints nothing at all
+        self._stdout: deque[str] = deque(maxlen=MAX_MESSAGES)
+        self._ready = threading.Event()  # the address was read, or stdout closed
+        self._reader = threading.Thread(target=self._read_stdout, name="server-stdout", daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + self.startup_timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:  # stdout closed: the server exited
-                break
-            match = re.search(r"serving on (\S+)", line)
-            if match:
-                self.url = match.group(1)
-                base, _, query = self.url.partition("?")
-                self.ws_url = base.replace("http", "ws", 1) + "ws" + (f"?{query}" if query else "")
-                return self
-        exited = self.proc.poll()
+        if self._ready.wait(self.startup_timeout) and self.url:
+            return self
+        try:
+            exited = self.proc.wait(5) if self._ready.is_set() else None  # stdout closed: the server is exiting
+        except subprocess.TimeoutExpired:
+            exited = None
         self.__exit__()
-        why = f"it exited with status {exited}" if exited is not None else f"no address in {self.startup_timeout} s"
+        why = f"it exited with status {exited}" if exited is not None else f"no address in {self.startup_timeout:g} s"
         raise RuntimeError(f"the server did not start ({why}); its output: {''.join(self._stdout)[-1000:]!r}; "
                            f"log: {open(self.log_path).read()[-2000:]}")
 
-    def _read_stdout(self, lines: "queue.Queue[str | None]") -> None:
+    def _read_stdout(self) -> None:
         for line in self.proc.stdout:
             self._stdout.append(line)
-            lines.put(line)
-        lines.put(None)
+            match = None if self.url else re.search(r"serving on (\S+)", line)
+            if match:
+                base, _, query = match.group(1).partition("?")
+                self.ws_url = base.replace("http", "ws", 1) + "ws" + (f"?{query}" if query else "")
+                self.url = match.group(1)
+                self._ready.set()
+        self._ready.set()
 
     def stats(self) -> dict:
         base, _, query = self.url.partition("?")

@@ -32,9 +32,10 @@ Capture times on one clock. A camera frame is stamped when aiortc's receiver han
 first packet of the *next* frame arrives (its jitter buffer cannot know a frame is complete before), about one
 camera frame interval after the frame itself arrived. aiortc's audio receiver hands a frame over once
 ``AIORTC_AUDIO_HOLD_FRAMES`` (4) newer frames are buffered (``JitterBuffer(capacity=16, prefetch=4)``), 80 ms
-for 20 ms Opus frames. An audio frame is therefore stamped with the time a camera frame captured with it would
-have been stamped: its hand-over time, less the audio hold, plus the camera's median frame interval
-(``voice_capture_ns``). A feed on this machine (a video file's sound) stamps its frames as it plays them, like
+for 20 ms Opus frames; the server shortens that to one frame (``voice.shorten_receive_hold``), since a voice
+that arrives later than the picture of its moment cannot be put back in step by holding it. An audio frame is
+stamped with the time a camera frame captured with it would have been stamped: its hand-over time, less the
+audio hold, plus the camera's median frame interval (``voice_capture_ns``). A feed on this machine (a video file's sound) stamps its frames as it plays them, like
 its pictures, and needs no correction.
 
 Opus itself delays the sound: a libopus encoder looks ahead 312 samples at 48 kHz (``OPUS_LOOKAHEAD_NS``,
@@ -58,17 +59,14 @@ CADENCE_FRAMES = 30  # camera frame intervals the cadence is the median of
 WINDOW_FRAMES = 50  # video frames the delay is the median latency of: 2 s at 25 fps
 
 
-def receive_hold_ns(frame: av.AudioFrame) -> int:
-    """How long aiortc's audio receiver held ``frame`` before handing it over: AIORTC_AUDIO_HOLD_FRAMES frames
-    of its duration."""
-    return AIORTC_AUDIO_HOLD_FRAMES * frame.samples * 1_000_000_000 // frame.sample_rate
-
-
-def voice_capture_ns(frame: av.AudioFrame, handed_ns: int, camera_interval_ns: int, codec_delay_ns: int = 0) -> int:
+def voice_capture_ns(frame: av.AudioFrame, handed_ns: int, camera_interval_ns: int, codec_delay_ns: int = 0,
+                     hold_frames: int = AIORTC_AUDIO_HOLD_FRAMES) -> int:
     """The capture time of a received audio frame on the camera frames' clock: the time a camera frame that
-    arrived with it would be stamped (see the module docstring). handed_ns: when aiortc handed it over;
-    codec_delay_ns: how late its codec returns the sound (OPUS_LOOKAHEAD_NS for Opus)."""
-    return handed_ns - receive_hold_ns(frame) + camera_interval_ns - codec_delay_ns
+    arrived with it would be stamped (see the module docstring). handed_ns: when aiortc handed it over, after
+    holding it ``hold_frames`` frames of its duration; codec_delay_ns: how late its codec returns the sound
+    (OPUS_LOOKAHEAD_NS for Opus)."""
+    hold_ns = hold_frames * frame.samples * 1_000_000_000 // frame.sample_rate
+    return handed_ns - hold_ns + camera_interval_ns - codec_delay_ns
 
 
 class FrameCadence:

@@ -8,8 +8,9 @@ Routes (one port, served by aiohttp):
 * ``/whip`` and ``/whep``: WHIP ingest (RFC 9725: a camera that drives the avatar)
   and WHEP egress (a viewer), one HTTP POST of an SDP offer each, see ``whip.py``;
 * ``/stats``: live stats as JSON (fps, per-stage latency, glass-to-glass, sessions,
-  the encoder's counters under ``"encoder"``, and the producer's
-  ``realtime.meters.ProducerStats`` under ``"producer"``);
+  the encoder's counters under ``"encoder"``, the producer's
+  ``realtime.meters.ProducerStats`` under ``"producer"``, and the voice relay's
+  (``audio.VoiceRelay.stats``: level, lip-sync delay, A/V offset) under ``"voice"``);
 * the client's assets (``app.js``, ``style.css``).
 
 With a token, pages, ``/ws`` and ``/stats`` need ``?token=T`` (assets are public);

@@ -119,16 +119,16 @@ class Session:
             raise SignalingError(f"a viewer must offer to receive video (the offer's video is {direction})")
         transceiver = self.pc.addTransceiver("video", direction="sendrecv")
         transceiver.setCodecPreferences(codec_preferences(self.codec))
-        self.voice.prepare(self.pc, offer.sdp)
+        sdp = self.voice.prepare(self.pc, offer.sdp)  # less any audio section to answer rejected
         try:
-            await asyncio.wait_for(self._negotiate(offer.sdp, "recv" in direction), NEGOTIATION_TIMEOUT_S)
+            await asyncio.wait_for(self._negotiate(sdp, "recv" in direction), NEGOTIATION_TIMEOUT_S)
         except SignalingError:
             raise
         except asyncio.TimeoutError:
             raise SignalingError("negotiation timed out") from None
         except Exception as exc:
             raise SignalingError(f"could not use this offer: {exc}") from None
-        return self.pc.localDescription.sdp
+        return self.voice.answer(self.pc.localDescription.sdp)
 
     async def _negotiate(self, sdp: str, receives: bool) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))

@@ -13,6 +13,17 @@ Client → server:
   its camera and receives the avatar (``sendrecv``); the camera becomes the
   driver. Offer a data channel labelled ``"stats"`` to get live stats and to
   send control messages. One sender at a time.
+  The voice (``voice.py``, ``audio.py``): a sender may add an audio transceiver
+  that sends its microphone (``sendonly``; any of Opus, G.722, PCMU, PCMA); a
+  viewer may add one that receives (``recvonly``) and then gets the sender's
+  voice as Opus, held back by the avatar's latency so that it is sent with the
+  picture of the same moment. Voice and picture come in one MediaStream (one
+  msid stream id), so a browser's own A/V sync (RTCP sender reports) lines them
+  up from there. The server cannot state capture times in its sender reports
+  (aiortc writes them from the wall clock at send time), which is why it holds
+  the voice back itself (``lipsync.py`` says why in full). A viewer whose audio
+  lacks Opus gets video only; an audio section with no codec the server knows
+  is refused with an error naming its codecs.
 * ``{"type": "bye"}`` ends the session; the connection stays open and may send
   a new offer.
 
@@ -45,6 +56,7 @@ Data channel ``"stats"`` (JSON text messages; a client's are held to ``MAX_MESSA
   ``MAX_BUFFERED_BYTES`` unsent (a stalled client), and the skips counted.
 * server → client, once a second: ``{"type": "stats", ...}`` (fps, drops,
   per-stage latency, glass-to-glass, the encoder's counters under ``"encoder"``,
+  the voice's (level, lip-sync delay, A/V offset) under ``"voice"``,
   this session's counters under ``"session"``, and under ``"producer"`` the
   producer's ``realtime.meters.ProducerStats``, field by field) and
   ``{"type": "ping", "t": <server ms>}``; ``{"type": "ack", "action": ...}`` /

@@ -7,48 +7,67 @@ out (the relay itself is ``audio.py``).
 * A **viewer** whose offer receives audio and accepts Opus gets a ``VoiceTrack`` (``sendonly``): the relay's
   packets, encoded once for everyone. An offer whose audio lacks Opus is answered without voice (the audio
   section ``inactive``) and the reason kept for ``/stats``; its video is not affected.
-* An offer without audio is exactly as before. An audio section with no codec aiortc knows at all is refused
-  with an error naming its codecs, since aiortc cannot answer it (it has no way to reject a single media
-  section); the connection stays usable for an offer without that section.
+* An offer without audio is exactly as before. An audio section with no codec aiortc knows at all (which would
+  make aiortc refuse the whole offer) is answered rejected (``rejectmedia.py``): the session goes on with its
+  video, and the reason is kept for ``/stats``.
 
 The sender's own voice is never sent back to it.
+
+aiortc's audio receiver holds each frame until four newer ones are in (``JitterBuffer(capacity=16,
+prefetch=4)``, 80 ms of voice) before handing it over. That hold buys nothing here: packets out of order are
+put in order by the jitter buffer whatever its prefetch, and the voice is re-timed by its capture time on the
+way out; but it makes the voice arrive 80 ms after the camera frame of the same moment, too late to be put in
+step with a fast pipeline. So a sender's audio receiver gets a buffer that hands each frame over as soon as
+the next one begins (``shorten_receive_hold``, one frame, 20 ms): a private attribute of aiortc 1.16, replaced
+only when it is exactly the buffer expected (otherwise left alone, with the 80 ms hold accounted for).
 """
 from __future__ import annotations
 
 from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
 
 from .audio import VoiceRelay, VoiceTrack
-from .lipsync import OPUS_LOOKAHEAD_NS, FrameCadence, voice_capture_ns
+from .lipsync import AIORTC_AUDIO_HOLD_FRAMES, OPUS_LOOKAHEAD_NS, FrameCadence, voice_capture_ns
+from .rejectmedia import SetAside, put_back, set_aside
 from .signaling import SignalingError
 from .tracks import drain
 
 VOICE_CODEC = "audio/opus"
 
 
+def _names(media) -> list[str]:
+    return [c.mimeType.split("/")[-1].upper() for c in media.rtp.codecs]
+
+
+def _known() -> set[str]:
+    return {c.mimeType.split("/")[1].upper() for c in RTCRtpSender.getCapabilities("audio").codecs}
+
+
 def offer_audio(sdp: str) -> tuple[str, list[str]] | None:
     """The direction and codec names (upper case, in the offer's order of preference) of the offer's first audio
-    section; None without one.
-
-    Raises SignalingError when an audio section offers no codec aiortc can receive or send."""
+    section with a codec aiortc knows; None without one. Raises SignalingError for SDP that does not parse."""
     try:
         desc = SessionDescription.parse(sdp)
     except Exception as exc:  # aiortc's parser raises assorted errors on junk
         raise SignalingError(f"could not parse the offer's SDP: {exc}") from None
-    known = {c.mimeType.split("/")[1].upper() for c in RTCRtpSender.getCapabilities("audio").codecs}
-    sections = [m for m in desc.media if m.kind == "audio"]
-    for media in sections:
-        names = {c.mimeType.split("/")[-1].upper() for c in media.rtp.codecs}
-        if not names & known:
-            raise SignalingError(
-                f"the offer's audio accepts none of the codecs this server takes ({', '.join(sorted(known))}); "
-                f"it offers {', '.join(sorted(names)) or 'none'}: offer one of them, or no audio (the video "
-                "needs none)")
-    if not sections:
-        return None
-    return sections[0].direction or "sendrecv", [c.mimeType.split("/")[-1].upper() for c in sections[0].rtp.codecs]
+    known = _known()
+    usable = [m for m in desc.media if m.kind == "audio" and set(_names(m)) & known]
+    return (usable[0].direction or "sendrecv", _names(usable[0])) if usable else None
+
+
+def shorten_receive_hold(pc: RTCPeerConnection, track: MediaStreamTrack) -> int:
+    """Make the aiortc receiver of ``track`` hand each audio frame over one frame after it (module docstring);
+    returns the hold now in force, in frames."""
+    receiver = next((r for r in pc.getReceivers() if r.track is track), None)
+    name = "_RTCRtpReceiver__jitter_buffer"
+    buffer = getattr(receiver, name, None)
+    if type(buffer) is not JitterBuffer or getattr(buffer, "_prefetch", None) != AIORTC_AUDIO_HOLD_FRAMES:
+        return AIORTC_AUDIO_HOLD_FRAMES  # not the aiortc this was written against: leave it as it is
+    setattr(receiver, name, JitterBuffer(capacity=buffer.capacity, prefetch=1))  # prefetch 0 and 1 both hold one
+    return 1
 
 
 class SessionVoice:
@@ -62,29 +81,44 @@ class SessionVoice:
         self.frames_in = 0
         self._cadence = FrameCadence()
         self._codec_delay_ns = 0  # how late the sender's codec returns the sound
+        self._hold_frames = AIORTC_AUDIO_HOLD_FRAMES  # how long aiortc holds a received frame
+        self._pc: RTCPeerConnection | None = None
+        self._aside: list[SetAside] = []
 
-    def prepare(self, pc: RTCPeerConnection, sdp: str) -> None:
-        """Before the offer is applied: check its audio and, for a viewer that takes Opus, add the voice.
-        Raises SignalingError (see ``offer_audio``)."""
+    def prepare(self, pc: RTCPeerConnection, sdp: str) -> str:
+        """Before the offer is applied: look at its audio and, for a viewer that takes Opus, add the voice.
+        Returns the offer to apply: ``sdp`` less any audio section aiortc cannot answer (``answer`` puts it back,
+        rejected). Raises SignalingError for SDP that does not parse."""
+        self._pc = pc
+        known = _known()
+        try:
+            sdp, self._aside = set_aside(sdp, lambda m: m.kind == "audio" and not set(_names(m)) & known)
+        except Exception as exc:  # aiortc's parser raises assorted errors on junk
+            raise SignalingError(f"could not parse the offer's SDP: {exc}") from None
+        if self._aside:
+            self.declined = (f"the offer's audio accepts none of the codecs this server takes "
+                             f"({', '.join(sorted(known))}): answered without it, video only")
         audio = offer_audio(sdp)
         if audio is None:
-            return
+            return sdp
         direction, codecs = audio
         if self.role == "sender":  # aiortc takes the first codec of the offer it knows
             known = {c.mimeType.split("/")[1].upper() for c in RTCRtpSender.getCapabilities("audio").codecs}
             uplink = next(name for name in codecs if name in known)
             self._codec_delay_ns = OPUS_LOOKAHEAD_NS if uplink == "OPUS" else 0
-            return
-        if "recv" not in direction:
-            return
-        if "OPUS" not in codecs:
+        elif "recv" in direction and "OPUS" not in codecs:
             self.declined = (f"the offer's audio lacks Opus, the codec of this server's voice (it offers "
                              f"{', '.join(codecs)}): video only")
-            return
-        self.track = VoiceTrack(self.relay)
-        transceiver = pc.addTransceiver(self.track, direction="sendonly")
-        transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
-                                         if c.mimeType.lower() == VOICE_CODEC])
+        elif "recv" in direction:
+            self.track = VoiceTrack(self.relay)
+            transceiver = pc.addTransceiver(self.track, direction="sendonly")
+            transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("audio").codecs
+                                             if c.mimeType.lower() == VOICE_CODEC])
+        return sdp
+
+    def answer(self, sdp: str) -> str:
+        """aiortc's answer to the offer ``prepare`` returned, with the audio sections it set aside rejected."""
+        return put_back(sdp, self._aside)
 
     def listen(self, track: MediaStreamTrack):
         """The coroutine that feeds a sender's microphone ``track`` to the relay, or None when this session's
@@ -92,6 +126,8 @@ class SessionVoice:
         if self.role != "sender" or track.kind != "audio" or self.speaks:
             return None
         self.speaks = True
+        if self._pc is not None:
+            self._hold_frames = shorten_receive_hold(self._pc, track)
         return drain(track, self._on_frame)
 
     def camera_frame(self, handed_ns: int) -> None:
@@ -100,7 +136,8 @@ class SessionVoice:
 
     def _on_frame(self, frame, handed_ns: int) -> None:
         self.frames_in += 1
-        self.relay.push(frame, voice_capture_ns(frame, handed_ns, self._cadence.interval_ns, self._codec_delay_ns))
+        self.relay.push(frame, voice_capture_ns(frame, handed_ns, self._cadence.interval_ns, self._codec_delay_ns,
+                                                self._hold_frames))
 
     def close(self) -> None:
         if self.track is not None:
@@ -113,6 +150,7 @@ class SessionVoice:
             "listens": self.track is not None,
             "declined": self.declined,
             "frames_in": self.frames_in,
+            "receive_hold_frames": self._hold_frames if self.speaks else None,
             "packets_sent": self.track.sent if self.track else 0,
             "packets_skipped": self.track.skipped if self.track else 0,
         }

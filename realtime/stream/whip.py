@@ -2,8 +2,8 @@
 
 * ``POST /whip`` with an SDP offer (``Content-Type: application/sdp``) that sends
   video starts a **sender**: its video drives the avatar, as the WebSocket
-  ``sender`` role does (one sender at a time). OBS (WHIP output), GStreamer's
-  ``whipclientsink`` / ``whipsink`` and Meetecho's ``simple-whip-client`` speak it.
+  ``sender`` role does (one sender at a time): OBS's WHIP output, GStreamer
+  (``webrtcbin``; ``whipclientsink`` from gst-plugins-rs), a browser page.
 * ``POST /whep`` with an offer that receives video starts a **viewer** of the avatar
   stream (the one encoded stream every viewer shares, see ``encoder.py``).
 
@@ -162,7 +162,7 @@ class HttpSessions:
         except ServerFull as exc:
             raise HttpError(503, str(exc), **{"Retry-After": str(RETRY_AFTER_S)}) from None
         except SenderBusy as exc:
-            raise HttpError(409, f"{exc}: POST to /whep to watch") from None
+            raise HttpError(409, f"{exc} (POST the offer to /whep)") from None
         except SignalingError as exc:
             raise HttpError(400, str(exc)) from None
 

@@ -1,0 +1,54 @@
+"""The voice in real headless Chromiums: a sender page with a fake camera and a fake microphone (a clip with a
+flash and a click at the same known times, benchmarks/bench_av_sync.py), a viewer page on /view and a Python
+viewer. Each viewer hears every click, and hears it with its flash: the offset is measured as the page plays
+them (the benchmark's probe, injected over the DevTools protocol). The sender's mute silences the voice and
+the picture goes on; the viewer page's ?volume= sets the voice's volume.
+
+Needs Debian's ``chromium`` (skipped when absent).
+"""
+import asyncio
+
+import pytest
+
+from benchmarks import bench_av_sync as avs
+from browser_helpers import needs_chromium
+from realtime.stream.client import ServerProcess
+
+pytestmark = [needs_chromium, pytest.mark.slow]
+MARGIN_MS = 60  # on each side of EBU R37's window: a 2-core machine shared with other work jitters
+
+
+def test_chromium_hears_the_senders_voice_in_step_with_the_picture_and_mute_silences_it(tmp_path):
+    async def scenario(server):
+        async with avs.Pages(server, tmp_path, view_query="volume=0.5") as pages:
+            await asyncio.sleep(avs.SETTLE_S)
+            measured = await pages.measure(12.0)
+            assert await pages.evaluate("viewer", "document.getElementById('avatar').volume") == 0.5
+            assert await pages.evaluate("viewer", "document.getElementById('avatar').muted") is False
+            # mute on the sender page: the viewer hears no click while the picture keeps flashing
+            await pages.evaluate("sender", "document.getElementById('mute').click()")
+            await asyncio.sleep(1.0)
+            muted = await pages.measure(4.5)
+            await pages.evaluate("sender", "document.getElementById('mute').click()")
+            await asyncio.sleep(1.0)
+            unmuted = await pages.measure(4.5)
+            return measured, muted, unmuted
+
+    with ServerProcess(["--log-level", "WARNING"]) as server:
+        measured, muted, unmuted = asyncio.run(asyncio.wait_for(scenario(server), 240))
+    viewer, python = measured["viewer"], measured["python_viewer"]
+    print(f"\nChromium viewer A/V offset p50 {viewer.get('p50_ms')} p95 {viewer.get('p95_ms')} ms "
+          f"({viewer['count']} events; the fake devices' own offset p50 {measured['source'].get('p50_ms')} ms), "
+          f"Python viewer p50 {python['played'].get('p50_ms')} ms; voice glass-to-glass "
+          f"{measured['voice_glass_to_glass_ms']}, picture {measured['picture_glass_to_glass_ms']}; "
+          f"server delay {measured['server_voice']['delay_ms']} ms")
+    # sound received by a real peer: every click of three loops, loud, each with its flash
+    assert viewer["clicks"] >= 12 and viewer["audio_peak"] > 0.3, measured
+    assert viewer["count"] >= 10 and python["played"]["count"] >= 10, measured
+    assert {s["role"]: s["voice"]["speaks"] for s in measured["sessions"]}["sender"]
+    # in step: the median offset within EBU R37's window (-40 ms early .. +60 ms late), with a margin
+    assert -avs.EARLY_MS - MARGIN_MS <= viewer["p50_ms"] <= avs.LATE_MS + MARGIN_MS, measured
+    assert -avs.EARLY_MS - MARGIN_MS <= python["played"]["p50_ms"] <= avs.LATE_MS + MARGIN_MS, measured
+    # muted: silence, the picture on; unmuted: the clicks again
+    assert muted["viewer"]["clicks"] == 0 and muted["viewer"]["flashes"] >= 4, muted
+    assert unmuted["viewer"]["clicks"] >= 4, unmuted
