@@ -13,8 +13,9 @@ decoding, the lip-sync delay, Opus, fan-out).
   (``benchmarks/av_probe.js``, injected over the DevTools protocol, no part of the pages) times each flash at
   its expected display time (``requestVideoFrameCallback``) and each click at the time the page's audio output
   plays it (an AudioWorklet on the received track, ``AudioContext.getOutputTimestamp``). On the sender page it
-  watches the local preview: the offset the fake devices themselves start with (``source``), which the viewers
-  inherit.
+  watches the local preview: the offset the fake devices themselves start with (``source``; Chromium's fake
+  camera and microphone start apart by up to tens of milliseconds, differently each run), which the viewers
+  inherit; ``added_p50_ms`` is what the way from the sender page to the viewer page adds to it.
 * **Python**: a Python sender (``ArrayVideoTrack`` + ``ArrayAudioTrack``, whose send times are the truth) and a
   Python viewer. aiortc's receivers hand a video frame over when the next one starts arriving (one frame
   interval late) and an audio frame once four more are buffered (80 ms late, ``lipsync.py``); ``raw`` offsets
@@ -430,13 +431,22 @@ class Pages:
                        "audio_peak": round(watcher["peak"], 3), "output_latency_s": watcher.get("outputLatency")},
             "source": {**summary(pair(sent_clicks, sent_flashes)), "flashes": len(sent_flashes),
                        "clicks": len(sent_clicks)},
+            "added_p50_ms": _added(pair(clicks, flashes), pair(sent_clicks, sent_flashes)),
             "voice_glass_to_glass_ms": summary_ms(after(clicks, sent_clicks)),
             "picture_glass_to_glass_ms": summary_ms(after(flashes, sent_flashes)),
             "python_viewer": self.python.offsets(start_mono),
             "server_voice": stats["voice"],
-            "sessions": [{"role": s["role"], "fps": (s["client"] or {}).get("fps"), "voice": s["voice"]}
+            "sessions": [{"role": s["role"], "fps": (s["client"] or {}).get("fps"),
+                          "picture_glass_to_glass_ms": s["glass_to_glass_ms"], "voice": s["voice"]}
                          for s in stats["session_list"]],
         }
+
+
+def _added(at_viewer: list[float], at_source: list[float]) -> float | None:
+    """What the way from the sender page to the viewer adds to the offset (ms): the medians' difference."""
+    if not at_viewer or not at_source:
+        return None
+    return round(float(np.median(at_viewer) - np.median(at_source)), 1)
 
 
 async def chromium_run(server: ServerProcess, seconds: float, folder: Path) -> dict:

@@ -40,7 +40,8 @@ async def feed_of(api: JanusApi, handle: int, room: int, timeout: float = 20.0) 
     raise RuntimeError(f"no publisher in room {room} after {timeout:g} s")
 
 
-async def subscribe(http: aiohttp.ClientSession, api_url: str, room: int, feed: int) -> tuple[JanusApi, RTCPeerConnection]:
+async def subscribe(http: aiohttp.ClientSession, api_url: str, room: int,
+                    feed: int) -> tuple[JanusApi, RTCPeerConnection]:
     """Join ``room`` as a subscriber of ``feed``: Janus offers, this peer answers (every candidate inside)."""
     api = JanusApi(http, api_url)
     await api.create()
@@ -51,7 +52,8 @@ async def subscribe(http: aiohttp.ClientSession, api_url: str, room: int, feed: 
     pc.on("track", lambda track: None)  # the receivers decode (count) on their own: nothing reads the track
     await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["jsep"]["sdp"], type="offer"))
     await pc.setLocalDescription(await pc.createAnswer())
-    await api.message(handle, {"request": "start"}, {"type": "answer", "sdp": pc.localDescription.sdp, "trickle": False})
+    answer = {"type": "answer", "sdp": pc.localDescription.sdp, "trickle": False}
+    await api.message(handle, {"request": "start"}, answer)
     return api, pc
 
 

@@ -59,6 +59,7 @@ def test_every_mutant_is_killed_by_the_tests_that_name_its_breakage(name):
         assert survivors, f"{name} is killed now: delete its `pending` in tests/mutants.py"
         pytest.xfail(f"not killed yet: {mutant.pending}")
     assert not survivors, f"{mutant.breaks}, and yet these passed: {survivors}\n{output}"
+    print(f"\n{name} ({mutant.breaks}): killed by {', '.join(t.partition('::')[2] for t in mutant.killers)}")
 
 
 def test_the_harness_alone_breaks_nothing():

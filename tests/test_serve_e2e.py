@@ -3,7 +3,8 @@ the CPU renderer, WebRTC both ways over loopback.
 
 The camera is a clip of the demo avatar itself, rendered at 256x256 in four phases held one second each: still
 (neutral), mouth open, still, head turned. A Python aiortc peer sends it and watches the avatar (and the test
-checks that the avatar does what the sent face does); a headless Chromium sends it as its fake camera.
+checks that the avatar does what the sent face does); a headless Chromium sends it as its fake camera
+and its page reports what it shows (the avatar's colours and contrast, changing as the sent face moves).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from realtime.app.sound import has_sound
 from realtime.stream.audio import FRAME_SAMPLES, MAX_HELD, SILENT_DBFS, VoiceEncoder, VoiceRelay, VoiceTrack, \
     level_dbfs
 from realtime.stream.client import ArrayAudioTrack, ArrayVideoTrack, PeerClient, ServerProcess
-from realtime.stream.lipsync import OPUS_LOOKAHEAD_NS, FrameCadence, LipSync, voice_capture_ns
+from realtime.stream.lipsync import OPUS_LOOKAHEAD_NS, FrameCadence, LipSync, VoiceClock, voice_capture_ns
 from realtime.stream.server import StreamServer
 from realtime.stream.testpattern import TestPatternProducer
 
@@ -79,6 +79,11 @@ def test_voice_capture_times_are_on_the_camera_frames_clock():
     assert voice_capture_ns(frame, handed, 33_000_000) == handed - 80_000_000 + 33_000_000
     assert voice_capture_ns(frame, handed, 0, OPUS_LOOKAHEAD_NS) == handed - 80_000_000 - 6_500_000
     assert voice_capture_ns(frame, handed, 0, hold_frames=1) == handed - 20_000_000  # the server's shorter hold
+    clock = VoiceClock(window=5)
+    arrivals = [0, 31, 38, 62, 80, 101]  # ms: frames 20 ms apart on the sender's clock, jittered on the way in
+    stamps = [clock.stamp(k * 0.020, t * 1_000_000) / 1e6 for k, t in enumerate(arrivals)]
+    assert np.allclose(np.diff(stamps[2:]), 20, atol=3)  # the sender's spacing, at the arrivals' median delay
+    assert clock.stamp(None, 5) == 5
     cadence = FrameCadence()
     assert cadence.interval_ns == 0
     for t in (0, 33, 66, 100, 133, 200, 233):

@@ -8,7 +8,7 @@ import pytest
 from realtime.rig.builtin import builtin_rig
 from realtime.rig.model import RigParams
 from realtime.track.gains import MAX_GAIN, blink_gains, fit_responses, person_gains
-from realtime.track.tracker import Tracker, TrackerSettings
+from realtime.track.tracker import Tracker, TrackerSettings, interocular_distance
 from track_helpers import camera, observe
 
 # Landmarks projected from the rig itself: no MediaPipe depth to make up for.
@@ -50,6 +50,18 @@ def test_a_narrow_eyed_persons_closed_eyes_close_the_avatars(rig):
     np.testing.assert_allclose(open_, 0.0, atol=0.02)
     others = np.setdiff1d(np.arange(rig.n_expr), [rig.expr_names.index(n) for n in BLINKS])
     assert np.all(gains[others] == 1.0)
+
+
+def test_the_output_with_its_gains_projects_back_onto_the_landmarks(rig):
+    cam = camera()
+    tracker = Tracker(rig, detector=object(), camera=cam, settings=EXACT)
+    for k in range(3):
+        tracker.track_landmarks(observe(rig, face(rig, 0.4), cam), k / 30, (512, 512))
+    shut = observe(rig, face(rig, 0.9), cam)
+    result = tracker.track_landmarks(shut, 0.2, (512, 512))
+    assert result.params.expr[rig.expr_names.index("eyeBlinkLeft")] > 1.2 * 0.5  # the gain is in the output
+    error = np.linalg.norm(tracker.project(result.params) - shut[tracker.basis.ids], axis=1).mean()
+    assert error == pytest.approx(result.error_iod * interocular_distance(shut), rel=0.02)  # the fit's own error
 
 
 def test_an_eye_like_the_rigs_keeps_its_blinks(rig):

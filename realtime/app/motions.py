@@ -50,7 +50,7 @@ _TOUR_EXPRESSIONS = (
     ("eyeWideLeft", 5, 12.5, 1.0, 1.0), ("eyeWideRight", 5, 12.5, 1.0, 1.0),
     ("browInnerUp", 2, 12.5, 1.0, 1.0), ("browOuterUpLeft", 2, 12.5, 1.0, 1.0), ("browOuterUpRight", 2, 12.5, 1.0, 1.0),
 )
-TOUR_JAW = (0.0, 1.0, 0.45)             # start s, length s, peak radians
+TOUR_JAW = (0.0, 1.0, 0.55)             # start s, length s, peak radians (a wide-open mouth)
 TOUR_GAZE_YAW = (10.0, 1.5, 0.5)        # start s, length s, peak radians: left, then right
 TOUR_GAZE_PITCH = (11.5, 1.0, 0.3)      # up, then down
 

@@ -1,8 +1,8 @@
 """The CPU splatting renderer: gsplat 1.5.3's tile rasterizer, compiled with numba.
 
 Steps for one frame: project every Gaussian (`project.py`), sort the visible ones by camera
-depth and bin them into 16x16 tiles (`tiles.py`), and composite each tile front to back (tiles shared
-among threads).
+depth and bin them into 16x16 tiles (`tiles.py`), pack each Gaussian's screen-space values into one
+record (`pack_splats`), and composite each tile front to back (tiles shared among threads).
 
 Compositing, per pixel with centre (x + 0.5, y + 0.5) and per Gaussian in depth order:
 
@@ -12,10 +12,14 @@ Compositing, per pixel with centre (x + 0.5, y + 0.5) and per Gaussian in depth 
     else  C += colour α T,  T *= 1 - α
     image = C + T background,  alpha = 1 - T
 
-Within a tile each Gaussian only visits the pixels of the rows and row spans where
-opacity exp(-σ) >= 1/255 can hold (solved from the conic, with a small margin), which skips
-exactly the pixels the test above would skip; finished pixels are tracked as a bit mask per row,
-so spans over finished pixels are skipped whole, and a tile stops when all its pixels are finished.
+How a tile is walked: its pixels are held as 4x4 blocks. A Gaussian visits only the blocks that the
+bounding box of its footprint touches (the ellipse where opacity exp(-σ) >= 1/255 can hold, with a
+small margin), and the 16 pixels of a block are composited together by one branch-free loop that
+the compiler turns into SIMD code (the exponential is `exp_neg`, a polynomial, so that it
+vectorizes). A pixel outside the footprint fails the α test, so evaluating it changes nothing: the
+picture is the one per-pixel evaluation draws. A finished pixel's transmittance is set aside and
+its working transmittance set to 0, so later Gaussians add nothing to it; blocks without
+unfinished pixels are skipped, and a tile stops when all its pixels are finished.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import time
 from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from realtime.camera import Camera
 from realtime.render.base import RenderResult, check_inputs
@@ -37,19 +43,104 @@ from realtime.render.workers import INLINE, Workers, default_threads
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _HALF = np.float32(0.5)
-_SPAN_MARGIN = 0.01  # pixels of slack on every row span, far above float32 rounding
+_FOOTPRINT_MARGIN = 0.01  # pixels of slack on every footprint extent, far above float32 rounding
 
+BLOCK = 4  # pixels per side of a block, the unit composited at once
+BLOCKS = TILE_SIZE // BLOCK  # blocks per tile side
+LANES = BLOCK * BLOCK  # pixels per block
+
+# one packed record per Gaussian, the values a tile reads: columns of `pack_splats`' output
+U, V, CONIC_A, CONIC_B, CONIC_C, OPACITY, RED, GREEN, BLUE, REACH_X, REACH_Y = range(11)
+SPLAT_FIELDS = 12  # 11 used, padded to 48 bytes
+
+
+# ---------------------------------------------------------------- exp(-s), vectorizable
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose bit pattern is the int32 `bits`."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)  # ln 2 in two parts (Cody and Waite): the high part is exact in 9 bits
+_LN2_LO = np.float32(-2.12194440e-4)
+# Cephes' expf polynomial for (exp(r) - 1 - r) / r^2 on |r| <= ln(2) / 2
+_EXP_POLY = tuple(np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+                                          1.6666665459e-1, 5.0000001201e-1))
+_EXP_MAX_S = np.float32(87.0)  # exp(-87) is still a normal float32
+
+
+@njit(cache=True, fastmath={"contract"})
+def exp_neg(s):
+    """exp(-s) for a float32 s >= 0 (larger s than 87 give exp(-87); a negative s gives a meaningless value),
+    within a few float32 ulps: s = k ln 2 - r, exp(-s) = 2^-k exp(-r) with exp(-r) from Cephes' polynomial and 2^-k
+    built from its bits. Plain arithmetic without calls, so that a loop calling it vectorizes. Compiled without
+    reassociation, which would fold the two parts of ln 2 back into one."""
+    x = -min(s, _EXP_MAX_S)
+    k = np.floor(x * _LOG2E + _HALF)
+    r = x - k * _LN2_HI - k * _LN2_LO
+    p = _EXP_POLY[0]
+    p = p * r + _EXP_POLY[1]
+    p = p * r + _EXP_POLY[2]
+    p = p * r + _EXP_POLY[3]
+    p = p * r + _EXP_POLY[4]
+    p = p * r + _EXP_POLY[5]
+    return (p * r * r + r + _F1) * _float32_from_bits((np.int32(k) + np.int32(127)) << np.int32(23))
+
+
+# ---------------------------------------------------------------- per-Gaussian records
+
+def pack_splats(projected: Projected, workers: Workers = INLINE) -> np.ndarray:
+    """(N, SPLAT_FIELDS) float32: per Gaussian, its mean (U, V), conic, opacity, colour and the half extents of its
+    footprint (REACH_X, REACH_Y: how far from the mean, in pixels, opacity exp(-σ) >= 1/255 can hold, plus a
+    margin; -1 for a Gaussian that cannot reach 1/255 anywhere), so that a tile reads one record per Gaussian."""
+    n = projected.opacities.shape[0]
+    out = np.zeros((n, SPLAT_FIELDS), np.float32)
+    bounds = np.linspace(0, n, workers.parts + 1).astype(np.int64)
+    workers.run(_pack_range, [(bounds[i], bounds[i + 1], projected.means2d, projected.conics, projected.opacities,
+                               projected.colors, projected.radii, out)
+                              for i in range(workers.parts) if bounds[i + 1] > bounds[i]])
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _pack_range(lo, hi, means2d, conics, opacities, colors, radii, out):
+    """Records lo..hi - 1 of `pack_splats` (culled Gaussians, radius 0, are never drawn and stay zero).
+
+    The footprint {σ <= L}, L = ln(255 opacity), is an ellipse; its half extents are sqrt(2 L Σ_xx) and
+    sqrt(2 L Σ_yy) with Σ = conic^-1, computed in float64."""
+    for g in range(lo, hi):
+        if radii[g, 0] <= 0 or radii[g, 1] <= 0:
+            continue
+        a, b, c = np.float64(conics[g, 0]), np.float64(conics[g, 1]), np.float64(conics[g, 2])
+        level = math.log(np.float64(opacities[g]) / np.float64(ALPHA_THRESHOLD))
+        det = a * c - b * b
+        reach_x = reach_y = -1.0
+        if level > 0.0 and det > 0.0 and a > 0.0 and c > 0.0:
+            reach_x = math.sqrt(2.0 * level * c / det) + _FOOTPRINT_MARGIN
+            reach_y = math.sqrt(2.0 * level * a / det) + _FOOTPRINT_MARGIN
+        out[g, U], out[g, V] = means2d[g, 0], means2d[g, 1]
+        out[g, CONIC_A], out[g, CONIC_B], out[g, CONIC_C] = conics[g, 0], conics[g, 1], conics[g, 2]
+        out[g, OPACITY] = opacities[g]
+        out[g, RED], out[g, GREEN], out[g, BLUE] = colors[g, 0], colors[g, 1], colors[g, 2]
+        out[g, REACH_X], out[g, REACH_Y] = reach_x, reach_y
+
+
+# ---------------------------------------------------------------- compositing
 
 def rasterize(projected: Projected, offsets: np.ndarray, ids: np.ndarray, width: int, height: int,
               background: np.ndarray, workers: Workers = INLINE) -> tuple[np.ndarray, np.ndarray]:
     """Composite Gaussians binned by `sort_and_bin`, tiles shared among `workers`. background: (3,) float32.
     Returns image (H, W, 3) clamped to [0, 1] and alpha (H, W), both float32."""
+    splats = pack_splats(projected, workers)
     image = np.empty((height, width, 3), np.float32)
     alpha = np.empty((height, width), np.float32)
     starts, tiles = _share_tiles(offsets, np.int64(workers.parts))
-    jobs = [(tiles[starts[p]:starts[p + 1]], offsets, ids, projected.means2d, projected.conics,
-             projected.opacities, projected.colors, np.int64(width), np.int64(height), np.int64(TILE_SIZE),
-             background, image, alpha) for p in range(workers.parts) if starts[p + 1] > starts[p]]
+    jobs = [(tiles[starts[p]:starts[p + 1]], offsets, ids, splats, np.int64(width), np.int64(height), background,
+             image, alpha) for p in range(workers.parts) if starts[p + 1] > starts[p]]
     workers.run(_draw_tiles, jobs)
     return image, alpha
 
@@ -82,83 +173,90 @@ def _share_tiles(offsets, n_parts):
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _draw_tiles(tiles, offsets, ids, means2d, conics, opacities, colors, width, height, tile_size, background,
-                image, alpha_out):
+def _draw_tiles(tiles, offsets, ids, splats, width, height, background, image, alpha_out):
     """Composite the listed tiles into `image` (H, W, 3) and `alpha_out` (H, W)."""
-    tiles_x = (width + tile_size - 1) // tile_size
+    tiles_x = (width + TILE_SIZE - 1) // TILE_SIZE
     for tile in tiles:
-        _draw_tile(tile, offsets, ids, means2d, conics, opacities, colors, width, height, tile_size, tiles_x,
-                   background, image, alpha_out)
+        _draw_tile(tile, offsets, ids, splats, width, height, tiles_x, background, image, alpha_out)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _draw_tile(tile, offsets, ids, means2d, conics, opacities, colors, width, height, tile_size, tiles_x,
-               background, image, alpha_out):
-    """Composite one tile's Gaussians into its pixels of `image` (H, W, 3) and `alpha_out` (H, W)."""
-    px0 = (tile % tiles_x) * tile_size
-    py0 = (tile // tiles_x) * tile_size
-    tw = min(tile_size, width - px0)
-    th = min(tile_size, height - py0)
-    trans = np.ones((th, tw), np.float32)
-    live = np.full(th, (1 << tw) - 1, np.int64)  # bit ix of row iy set: pixel (ix, iy) is unfinished (tw <= 62)
-    acc = np.zeros((th, tw, 3), np.float32)
+def _draw_tile(tile, offsets, ids, splats, width, height, tiles_x, background, image, alpha_out):
+    """Composite one tile's Gaussians into its pixels of `image` (H, W, 3) and `alpha_out` (H, W).
+
+    state[:, b, j] is pixel j (row-major) of block b (row-major) of the tile: working transmittance (0 once the pixel
+    is finished, and for pixels outside the image), the transmittance it finished with, and colour r, g, b."""
+    px0 = (tile % tiles_x) * TILE_SIZE
+    py0 = (tile // tiles_x) * TILE_SIZE
+    tw = min(TILE_SIZE, width - px0)
+    th = min(TILE_SIZE, height - py0)
+    state = np.zeros((5, BLOCKS * BLOCKS, LANES), np.float32)
+    block_live = np.zeros(BLOCKS * BLOCKS, np.int64)  # unfinished pixels per block
+    for iy in range(th):
+        for ix in range(tw):
+            b = (iy // BLOCK) * BLOCKS + ix // BLOCK
+            state[0, b, (iy % BLOCK) * BLOCK + ix % BLOCK] = _F1
+            block_live[b] += 1
     n_live = th * tw
     for k in range(offsets[tile], offsets[tile + 1]):
         g = ids[k]
-        u, v = means2d[g, 0], means2d[g, 1]
-        ca, cb, cc = conics[g, 0], conics[g, 1], conics[g, 2]
-        opacity = opacities[g]
-        r, gr, b = colors[g, 0], colors[g, 1], colors[g, 2]
-        # opacity exp(-σ) >= 1/255  <=>  σ <= level; σ as a quadratic in dx for fixed dy
-        level = math.log(float(opacity) / float(ALPHA_THRESHOLD))
-        a64, b64 = float(ca), float(cb)
-        det = a64 * float(cc) - b64 * b64
-        if not (level > 0.0 and det > 0.0 and a64 > 0.0):
+        reach_x, reach_y = splats[g, REACH_X], splats[g, REACH_Y]
+        if reach_x < _F0:
             continue
-        half_rows = math.sqrt(2.0 * level * a64 / det) + _SPAN_MARGIN
-        row0 = max(0, int(math.floor(v - 0.5 - half_rows)) - py0)
-        row1 = min(th - 1, int(math.ceil(v - 0.5 + half_rows)) - py0)
-        for iy in range(row0, row1 + 1):
-            if live[iy] == 0:  # rows (and below, row spans) without unfinished pixels are skipped
-                continue
-            dy = v - (np.float32(py0 + iy) + _HALF)
-            dy64 = float(dy)
-            disc = 2.0 * level * a64 - dy64 * dy64 * det
-            if disc < 0.0:
-                continue
-            root = math.sqrt(disc) / a64
-            centre = float(u) - 0.5 + b64 * dy64 / a64  # x where σ is smallest on this row
-            col0 = max(0, int(math.floor(centre - root - _SPAN_MARGIN)) - px0)
-            col1 = min(tw - 1, int(math.ceil(centre + root + _SPAN_MARGIN)) - px0)
-            if col1 < col0 or (live[iy] >> col0) & ((2 << (col1 - col0)) - 1) == 0:
-                continue
-            for ix in range(col0, col1 + 1):
-                if (live[iy] >> ix) & 1 == 0:
+        u, v = splats[g, U], splats[g, V]
+        row0 = max(0, int(np.floor(v - _HALF - reach_y)) - py0)
+        row1 = min(th - 1, int(np.ceil(v - _HALF + reach_y)) - py0)
+        col0 = max(0, int(np.floor(u - _HALF - reach_x)) - px0)
+        col1 = min(tw - 1, int(np.ceil(u - _HALF + reach_x)) - px0)
+        if row1 < row0 or col1 < col0:
+            continue
+        for by in range(row0 // BLOCK, row1 // BLOCK + 1):
+            for bx in range(col0 // BLOCK, col1 // BLOCK + 1):
+                b = by * BLOCKS + bx
+                if block_live[b] == 0:
                     continue
-                dx = u - (np.float32(px0 + ix) + _HALF)
-                sigma = _HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
-                alpha = min(MAX_ALPHA, opacity * math.exp(-sigma))
-                if sigma < _F0 or alpha < ALPHA_THRESHOLD:
-                    continue
-                t = trans[iy, ix]
-                next_t = t * (_F1 - alpha)
-                if next_t <= MIN_TRANSMITTANCE:
-                    live[iy] &= ~(1 << ix)
-                    n_live -= 1
-                    continue
-                w = alpha * t
-                acc[iy, ix, 0] += r * w
-                acc[iy, ix, 1] += gr * w
-                acc[iy, ix, 2] += b * w
-                trans[iy, ix] = next_t
+                finished = _composite_block(state, b, px0 + bx * BLOCK, py0 + by * BLOCK, splats, g)
+                block_live[b] -= finished
+                n_live -= finished
         if n_live == 0:
             break
     for iy in range(th):
         for ix in range(tw):
-            t = trans[iy, ix]
+            b = (iy // BLOCK) * BLOCKS + ix // BLOCK
+            j = (iy % BLOCK) * BLOCK + ix % BLOCK
+            t = state[0, b, j] + state[1, b, j]
             for c in range(3):
-                image[py0 + iy, px0 + ix, c] = min(_F1, max(_F0, acc[iy, ix, c] + t * background[c]))
+                image[py0 + iy, px0 + ix, c] = min(_F1, max(_F0, state[2 + c, b, j] + t * background[c]))
             alpha_out[py0 + iy, px0 + ix] = _F1 - t
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _composite_block(state, b, x0, y0, splats, g):
+    """Composite Gaussian g (its record in `splats`, see `pack_splats`) over the 16 pixels of block b, whose top-left pixel is
+    (x0, y0) in the image; returns how many of them it finished. Every pixel is evaluated without branches (a
+    finished one has transmittance 0, so nothing is added to it), which is what lets the loop vectorize."""
+    u, v = splats[g, U], splats[g, V]
+    ca, cb, cc = splats[g, CONIC_A], splats[g, CONIC_B], splats[g, CONIC_C]
+    opacity = splats[g, OPACITY]
+    red, green, blue = splats[g, RED], splats[g, GREEN], splats[g, BLUE]
+    finished = 0
+    for j in range(LANES):
+        dx = u - (np.float32(x0 + j % BLOCK) + _HALF)
+        dy = v - (np.float32(y0 + j // BLOCK) + _HALF)
+        sigma = _HALF * (ca * dx * dx + cc * dy * dy) + cb * dx * dy
+        alpha = min(MAX_ALPHA, opacity * exp_neg(sigma))
+        t = state[0, b, j]
+        next_t = t * (_F1 - alpha)
+        hit = sigma >= _F0 and alpha >= ALPHA_THRESHOLD
+        stop = hit and next_t <= MIN_TRANSMITTANCE
+        w = alpha * t if hit and not stop else _F0
+        state[2, b, j] += red * w
+        state[3, b, j] += green * w
+        state[4, b, j] += blue * w
+        state[1, b, j] += t if stop else _F0
+        state[0, b, j] = _F0 if stop else (next_t if hit else t)
+        finished += stop and t > _F0
+    return finished
 
 
 class CpuRenderer:

@@ -22,7 +22,7 @@ Two ways to put them back in step were weighed:
   jitter buffers, decoding, rendering.
 
 This module does the second. The delay follows the video: the median of ``published_ns - capture_ts_ns`` over
-the last ``WINDOW_FRAMES`` video frames (about two seconds), changed only when it moves by more than
+the last ``WINDOW_FRAMES`` video frames (about three seconds), changed only when it moves by more than
 ``DELAY_STEP_MS`` (each change is a small gap or a short burst in the voice, which the receiver's jitter
 buffer smooths), within ``[0, MAX_DELAY_MS]``. With no video yet there is nothing to wait for: no delay. What
 the delay leaves between each video frame and its voice (the delay less that frame's latency) is kept as the
@@ -35,7 +35,8 @@ camera frame interval after the frame itself arrived. aiortc's audio receiver ha
 for 20 ms Opus frames; the server shortens that to one frame (``voice.shorten_receive_hold``), since a voice
 that arrives later than the picture of its moment cannot be put back in step by holding it. An audio frame is
 stamped with the time a camera frame captured with it would have been stamped: its hand-over time, less the
-audio hold, plus the camera's median frame interval (``voice_capture_ns``). A feed on this machine (a video file's sound) stamps its frames as it plays them, like
+audio hold, plus the camera's median frame interval (``voice_capture_ns``), then evened out along the sender's
+own audio clock (``VoiceClock``), so that the jitter of the uplink does not reach the viewers. A feed on this machine (a video file's sound) stamps its frames as it plays them, like
 its pictures, and needs no correction.
 
 Opus itself delays the sound: a libopus encoder looks ahead 312 samples at 48 kHz (``OPUS_LOOKAHEAD_NS``,
@@ -54,9 +55,9 @@ import av
 AIORTC_AUDIO_HOLD_FRAMES = 4  # aiortc 1.16 rtcrtpreceiver: audio JitterBuffer(capacity=16, prefetch=4)
 OPUS_LOOKAHEAD_NS = 312 * 1_000_000_000 // 48_000  # libopus at 48 kHz: 2.5 ms + 4 ms
 MAX_DELAY_MS = 1000.0  # a pipeline slower than this is broken; the voice does not wait longer
-DELAY_STEP_MS = 10.0  # the delay follows the video latency in steps of at least this
+DELAY_STEP_MS = 20.0  # the delay follows the video latency in steps of at least this
 CADENCE_FRAMES = 30  # camera frame intervals the cadence is the median of
-WINDOW_FRAMES = 50  # video frames the delay is the median latency of: 2 s at 25 fps
+WINDOW_FRAMES = 75  # video frames the delay is the median latency of: 3 s at 25 fps
 
 
 def voice_capture_ns(frame: av.AudioFrame, handed_ns: int, camera_interval_ns: int, codec_delay_ns: int = 0,
@@ -84,6 +85,24 @@ class FrameCadence:
     @property
     def interval_ns(self) -> int:
         return int(statistics.median(self._intervals)) if self._intervals else 0
+
+
+class VoiceClock:
+    """Capture times that keep the sender's own pace: a received frame's media time (its RTP time, ``frame.time``)
+    plus the median of (stamp - media time) over the last ``window`` frames. A stamp from arrival carries the
+    jitter of the way in; this one keeps the spacing the sender gave the frames, at the stamps' median delay
+    (so it stays on the camera frames' clock, whose stamps carry their own jitter), and follows a drifting sender
+    clock within the window. A frame without a media time keeps its stamp."""
+
+    def __init__(self, window: int = CADENCE_FRAMES * 3) -> None:
+        self._offsets: deque[int] = deque(maxlen=window)
+
+    def stamp(self, media_time_s: float | None, stamp_ns: int) -> int:
+        if media_time_s is None:
+            return stamp_ns
+        media_ns = int(media_time_s * 1e9)
+        self._offsets.append(stamp_ns - media_ns)
+        return media_ns + int(statistics.median(self._offsets))
 
 
 class LipSync:

@@ -20,7 +20,8 @@ pages a camera in a secure context: ``http://localhost`` counts, a LAN address
 does not (viewers work there; senders need TLS, the ``ssl`` argument).
 
 Each producer frame is encoded once (``encoder.py``, in one worker thread so the
-event loop keeps serving) and the same packets go to every viewer (``tracks.py``).
+event loop keeps serving) and the same packets go to every viewer (``tracks.py``),
+and, with ``publish``, into a Janus VideoRoom that fans them out further (``janus.py``).
 
 Run the test-pattern driver from a shell: ``python -m realtime.stream.server --port 8080``.
 """

@@ -28,6 +28,7 @@ STATS_PERIOD_S = 1.0
 MAX_PLAUSIBLE_LATENCY_MS = 10_000
 KEYFRAME_REQUEST_GAP_S = 1.0  # a client's keyframe requests acted on: at most one in this long
 CODECS = {"vp8": "video/VP8", "h264": "video/H264"}
+UPLINK_CODECS = {"VP8", "H264"}  # what a camera may send (aiortc decodes both), whatever the stream's codec
 
 
 def offer_video(sdp: str) -> tuple[str, set[str]]:
@@ -109,16 +110,19 @@ class Session:
         """Apply the client's offer; returns the answer SDP. Raises SignalingError."""
         direction, codecs = offer_video(offer.sdp)
         name = CODECS[self.codec].split("/")[1]
-        if name not in codecs:
-            offered = ", ".join(sorted(codecs)) or "none"
+        offered = ", ".join(sorted(codecs)) or "none"
+        if "recv" in direction and name not in codecs:
             raise SignalingError(f"the offer does not accept {name} video, the codec of this server's stream "
                                  f"(every viewer shares one encoded stream); it offers {offered}")
+        if "recv" not in direction and not codecs & UPLINK_CODECS:  # a send-only camera: any codec we decode
+            raise SignalingError(f"the offer sends none of {', '.join(sorted(UPLINK_CODECS))}; it offers {offered}")
         if offer.role == "sender" and "send" not in direction:
             raise SignalingError(f"a sender must offer a video track it sends (the offer's video is {direction})")
         if offer.role == "viewer" and "recv" not in direction:
             raise SignalingError(f"a viewer must offer to receive video (the offer's video is {direction})")
         transceiver = self.pc.addTransceiver("video", direction="sendrecv")
-        transceiver.setCodecPreferences(codec_preferences(self.codec))
+        if "recv" in direction:  # the stream goes back in its one codec; a send-only camera keeps its own (OBS: H.264)
+            transceiver.setCodecPreferences(codec_preferences(self.codec))
         sdp = self.voice.prepare(self.pc, offer.sdp)  # less any audio section to answer rejected
         try:
             await asyncio.wait_for(self._negotiate(sdp, "recv" in direction), NEGOTIATION_TIMEOUT_S)

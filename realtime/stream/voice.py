@@ -30,7 +30,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
 
 from .audio import VoiceRelay, VoiceTrack
-from .lipsync import AIORTC_AUDIO_HOLD_FRAMES, OPUS_LOOKAHEAD_NS, FrameCadence, voice_capture_ns
+from .lipsync import AIORTC_AUDIO_HOLD_FRAMES, OPUS_LOOKAHEAD_NS, FrameCadence, VoiceClock, voice_capture_ns
 from .rejectmedia import SetAside, put_back, set_aside
 from .signaling import SignalingError
 from .tracks import drain
@@ -80,6 +80,7 @@ class SessionVoice:
         self.declined: str | None = None
         self.frames_in = 0
         self._cadence = FrameCadence()
+        self._clock = VoiceClock()
         self._codec_delay_ns = 0  # how late the sender's codec returns the sound
         self._hold_frames = AIORTC_AUDIO_HOLD_FRAMES  # how long aiortc holds a received frame
         self._pc: RTCPeerConnection | None = None
@@ -136,8 +137,8 @@ class SessionVoice:
 
     def _on_frame(self, frame, handed_ns: int) -> None:
         self.frames_in += 1
-        self.relay.push(frame, voice_capture_ns(frame, handed_ns, self._cadence.interval_ns, self._codec_delay_ns,
-                                                self._hold_frames))
+        stamp = voice_capture_ns(frame, handed_ns, self._cadence.interval_ns, self._codec_delay_ns, self._hold_frames)
+        self.relay.push(frame, self._clock.stamp(frame.time, stamp))
 
     def close(self) -> None:
         if self.track is not None:

@@ -3,7 +3,8 @@
 * ``POST /whip`` with an SDP offer (``Content-Type: application/sdp``) that sends
   video starts a **sender**: its video drives the avatar, as the WebSocket
   ``sender`` role does (one sender at a time): OBS's WHIP output, GStreamer
-  (``webrtcbin``; ``whipclientsink`` from gst-plugins-rs), a browser page.
+  (``webrtcbin``; ``whipclientsink`` from gst-plugins-rs), a browser page. It may
+  send VP8 or H.264, whatever the stream's codec (OBS sends H.264).
 * ``POST /whep`` with an offer that receives video starts a **viewer** of the avatar
   stream (the one encoded stream every viewer shares, see ``encoder.py``).
 

@@ -244,9 +244,10 @@ class Tracker:
 
     def project(self, params: RigParams) -> np.ndarray:
         """(L, 2) pixels of the fitted landmark ids (`self.basis.ids`) for output `params` seen by `self.camera`
-        (the tracker's own model: neutral jaw and gaze offsets added back)."""
+        (the tracker's own model: neutral jaw and gaze offsets added back, the per-person gains taken out)."""
         raw = replace(self._from_view(params), jaw_pose=np.asarray(params.jaw_pose, np.float64) + self._jaw_offset,
-                      eyes_pose=np.asarray(params.eyes_pose, np.float64) + self._gaze_offset)
+                      eyes_pose=np.asarray(params.eyes_pose, np.float64) + self._gaze_offset,
+                      expr=np.asarray(params.expr, np.float64) / self._gains)
         return project(self.camera, landmark_points(self.basis, raw)).T
 
     # -- steps -----------------------------------------------------------------------------------------
