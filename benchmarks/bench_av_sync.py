@@ -15,7 +15,8 @@ decoding, the lip-sync delay, Opus, fan-out).
   plays it (an AudioWorklet on the received track, ``AudioContext.getOutputTimestamp``). On the sender page it
   watches the local preview: the offset the fake devices themselves start with (``source``; Chromium's fake
   camera and microphone start apart by up to tens of milliseconds, differently each run), which the viewers
-  inherit; ``added_p50_ms`` is what the way from the sender page to the viewer page adds to it.
+  inherit, and which drifts as they play (by tens of milliseconds over seconds here); ``added`` is what the way
+  from the sender page to the viewer page adds to it, event by event.
 * **Python**: a Python sender (``ArrayVideoTrack`` + ``ArrayAudioTrack``, whose send times are the truth) and a
   Python viewer. aiortc's receivers hand a video frame over when the next one starts arriving (one frame
   interval late) and an audio frame once four more are buffered (80 ms late, ``lipsync.py``); ``raw`` offsets
@@ -431,10 +432,11 @@ class Pages:
                        "audio_peak": round(watcher["peak"], 3), "output_latency_s": watcher.get("outputLatency")},
             "source": {**summary(pair(sent_clicks, sent_flashes)), "flashes": len(sent_flashes),
                        "clicks": len(sent_clicks)},
-            "added_p50_ms": _added(pair(clicks, flashes), pair(sent_clicks, sent_flashes)),
+            "added": summary(added((clicks, flashes), (sent_clicks, sent_flashes))),
             "voice_glass_to_glass_ms": summary_ms(after(clicks, sent_clicks)),
             "picture_glass_to_glass_ms": summary_ms(after(flashes, sent_flashes)),
-            "python_viewer": self.python.offsets(start_mono),
+            "python_viewer": {**self.python.offsets(start_mono),
+                              "added": summary(added(self._python_epoch(start_mono), (sent_clicks, sent_flashes)))},
             "server_voice": stats["voice"],
             "sessions": [{"role": s["role"], "fps": (s["client"] or {}).get("fps"),
                           "picture_glass_to_glass_ms": s["glass_to_glass_ms"], "voice": s["voice"]}
@@ -442,11 +444,26 @@ class Pages:
         }
 
 
-def _added(at_viewer: list[float], at_source: list[float]) -> float | None:
-    """What the way from the sender page to the viewer adds to the offset (ms): the medians' difference."""
-    if not at_viewer or not at_source:
-        return None
-    return round(float(np.median(at_viewer) - np.median(at_source)), 1)
+def added(viewer: tuple[list[float], list[float]], source: tuple[list[float], list[float]],
+          window_ms: float = 1500.0) -> list[float]:
+    """What the way from the source to a viewer adds to each event's offset (ms): ``(clicks, flashes)`` at each
+    end; an event is a click at the source and the first click at the viewer within ``window_ms`` after it, each
+    with its offset from its own nearest flash. Per event, since the fake devices drift apart as they play."""
+    (v_clicks, v_flashes), (s_clicks, s_flashes) = viewer, source
+    out = []
+    for click in s_clicks:
+        later = [c for c in v_clicks if click < c <= click + window_ms]
+        here, there = pair([click], s_flashes), pair(later[:1], v_flashes)
+        if here and there:
+            out.append(there[0] - here[0])
+    return out
+
+
+    def _python_epoch(self, since_mono_ms: float) -> tuple[list[float], list[float]]:
+        """The Python viewer's played (clicks, flashes) since ``since_mono_ms``, on the pages' epoch clock."""
+        to_epoch = time.time() * 1000 - time.monotonic_ns() / 1e6
+        flashes, clicks = self.python.events(since_mono_ms, played=True)
+        return [c + to_epoch for c in clicks], [f + to_epoch for f in flashes]
 
 
 async def chromium_run(server: ServerProcess, seconds: float, folder: Path) -> dict:

@@ -41,7 +41,7 @@ PROFILES = {
                     encode_frames=150, stream_sizes=(256, 512), stream_viewers=(1, 4), stream_seconds=10.0,
                     stream_browser=True, quality_sizes=(256, 512), quality_viewers=(1, 4, 8), quality_seconds=8.0,
                     quality_contents=("avatar", "photo"), live_seconds=20.0,
-                    scripts=("bench_track.py", "bench_builder.py")),
+                    scripts=("bench_track.py", "bench_builder.py", "bench_fidelity.py")),
     "quick": Profile("quick", render_counts=(10_000, 100_000, 1_000_000), render_sizes=(256, 512, 1024),
                      render_frames=3, render_max_cost=3e11, render_first_call=False,
                      deform_sizes=(10_000, 100_000), deform_frames=10, deform_seconds=3.0,

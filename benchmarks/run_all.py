@@ -175,7 +175,8 @@ SECTIONS: dict[str, Callable] = {"live": section_live, "render": section_render,
                                  "encode": section_encode, "stream": section_stream,
                                  "stream_quality": section_stream_quality, "baselines": section_baselines}
 SCRIPT_RESULTS = {"bench_track.py": ("track", "track_{machine}"),
-                  "bench_builder.py": ("builder", "builder_cpu_{machine}")}
+                  "bench_builder.py": ("builder", "builder_cpu_{machine}"),
+                  "bench_fidelity.py": ("fidelity", "fidelity_{machine}")}
 
 
 # ---- the run --------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from numba import njit
 
 from realtime.avatar.gaussians import Avatar
 from realtime.camera import Camera
@@ -42,16 +43,36 @@ def to_uint8(image: Any) -> np.ndarray:
     for (the array holds its block of torch's pinned-memory cache until it is dropped, so a picture handed on is
     never overwritten by the next)."""
     if not hasattr(image, "detach"):
-        return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        image = np.ascontiguousarray(image)
+        if image.dtype not in (np.float32, np.float64):
+            return to_uint8_reference(image)
+        pixels = np.empty(image.shape, np.uint8)
+        _to_uint8(image.reshape(-1), pixels.reshape(-1))
+        return pixels
     import torch
 
-    pixels = image.detach().clamp(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8)  # the NumPy path's rounding
+    pixels = image.detach().clamp(0.0, 1.0).mul_(255.0).add_(0.5).to(torch.uint8)  # to_uint8_reference's rounding
     if not pixels.is_cuda:
         return pixels.numpy()
     host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
     host.copy_(pixels, non_blocking=True)
     torch.cuda.current_stream(pixels.device).synchronize()
     return host.numpy()
+
+
+def to_uint8_reference(image: np.ndarray) -> np.ndarray:
+    """The rounding of a float picture (any shape) to uint8 that `to_uint8` computes, as three NumPy passes."""
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+@njit(nogil=True, cache=True)
+def _to_uint8(values, out):
+    """`to_uint8_reference` in one compiled pass: values (M,) float32 or float64, out (M,) uint8. Arithmetic in the
+    precision of `values` and without fast-math, so that the multiply and the add round as NumPy's do."""
+    dtype = values.dtype.type
+    zero, one, scale, half = dtype(0.0), dtype(1.0), dtype(255.0), dtype(0.5)
+    for i in range(values.shape[0]):
+        out[i] = np.uint8(min(one, max(zero, values[i])) * scale + half)
 
 
 def drawing_backends(backend: str = "auto") -> tuple[str, Renderer]:

@@ -22,15 +22,15 @@ def test_chromium_hears_the_senders_voice_in_step_with_the_picture_and_mute_sile
     async def scenario(server):
         async with avs.Pages(server, tmp_path, view_query="volume=0.5") as pages:
             await asyncio.sleep(avs.SETTLE_S)
-            measured = await pages.measure(12.0)
+            measured = await pages.measure(16.0)
             assert await pages.evaluate("viewer", "document.getElementById('avatar').volume") == 0.5
             assert await pages.evaluate("viewer", "document.getElementById('avatar').muted") is False
             # mute on the sender page: the viewer hears no click while the picture keeps flashing
             await pages.evaluate("sender", "document.getElementById('mute').click()")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)  # what was on its way
             muted = await pages.measure(4.5)
             await pages.evaluate("sender", "document.getElementById('mute').click()")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)
             unmuted = await pages.measure(4.5)
             return measured, muted, unmuted
 
@@ -39,20 +39,22 @@ def test_chromium_hears_the_senders_voice_in_step_with_the_picture_and_mute_sile
     viewer, python = measured["viewer"], measured["python_viewer"]
     print(f"\nChromium viewer A/V offset p50 {viewer.get('p50_ms')} p95 {viewer.get('p95_ms')} ms "
           f"({viewer['count']} events; the fake devices' own offset p50 {measured['source'].get('p50_ms')} ms, "
-          f"added on the way {measured['added_p50_ms']} ms), "
-          f"Python viewer p50 {python['played'].get('p50_ms')} ms; voice glass-to-glass "
+          f"added on the way p50 {measured['added'].get('p50_ms')} ms), "
+          f"Python viewer p50 {python['played'].get('p50_ms')} ms (added p50 {python['added'].get('p50_ms')} ms); "
+          f"voice glass-to-glass "
           f"{measured['voice_glass_to_glass_ms']}, picture {measured['picture_glass_to_glass_ms']}; "
           f"server delay {measured['server_voice']['delay_ms']} ms")
-    # sound received by real peers: the clicks of three loops (15), loud, most of them paired with their flash
-    assert viewer["clicks"] >= 12 and viewer["audio_peak"] > 0.3, measured
-    assert python["clicks"] >= 12, measured
-    assert viewer["count"] >= 8, measured
+    # sound received by real peers: the clicks of four loops (20), loud, most of them paired with their flash
+    assert viewer["clicks"] >= 16 and viewer["audio_peak"] > 0.3, measured
+    assert python["clicks"] >= 16, measured
+    assert viewer["count"] >= 10, measured
     assert {s["role"]: s["voice"]["speaks"] for s in measured["sessions"]}["sender"]
-    # in step: what the way from the sender page to the viewer page adds to the offset (the fake devices start
-    # apart by their own, different each run: the sender page measures it) is within EBU R37's window (-40 ms
-    # early .. +60 ms late) with a margin; the Python viewer's offset is held to the window by
-    # test_stream_audio.py, without browsers sharing the CPU
-    assert -avs.EARLY_MS - MARGIN_MS <= measured["added_p50_ms"] <= avs.LATE_MS + MARGIN_MS, measured
+    # in step: what the way from the sender page to the viewer page adds to each event's offset (the fake
+    # devices start apart and drift apart as they play: the sender page measures that) is, in the median,
+    # within EBU R37's window (-40 ms early .. +60 ms late) with a margin; the Python viewer's offset is held
+    # to the window by test_stream_audio.py, without browsers sharing the CPU
+    assert measured["added"]["count"] >= 8, measured
+    assert -avs.EARLY_MS - MARGIN_MS <= measured["added"]["p50_ms"] <= avs.LATE_MS + MARGIN_MS, measured
     # muted: silence, the picture on; unmuted: the clicks again
     assert muted["viewer"]["clicks"] == 0 and muted["viewer"]["flashes"] >= 4, muted
     assert unmuted["viewer"]["clicks"] >= 4, unmuted

@@ -63,7 +63,8 @@ def closure(signals: dict) -> float:
 def test_the_avatar_blinks_when_the_person_blinks(measured):
     person, avatar, _, _ = measured
     assert closure(person) > 0.2                     # the person blinks
-    assert closure(avatar) > 0.8 * closure(person)   # and the avatar closes its eyes about as far
+    # and the avatar closes its eyes about as far: within the amplitude the fidelity issue asks of every signal
+    assert 0.75 * closure(person) < closure(avatar) < 1.33 * closure(person)
 
 
 @pytest.mark.xfail(strict=True, reason="MediaPipe reads the demo avatar's shut lids as about half open (the "

@@ -25,12 +25,6 @@ from realtime.pipeline import LivePipeline
 log = logging.getLogger("realtime.app.serve")
 
 
-def _tracker_factory(rig):
-    from realtime.track.tracker import Tracker
-
-    return Tracker(rig)
-
-
 def build_live(avatar_specs: list[str], driver: str, size: int, backend: str) -> tuple[LivePipeline, Feed]:
     """The pipeline and its feed for `driver` (see the module doc), drawing the first of `avatar_specs`."""
     if size % 2 or not 128 <= size <= 2048:
@@ -39,7 +33,14 @@ def build_live(avatar_specs: list[str], driver: str, size: int, backend: str) ->
     first = avatars[avatar_specs[0]]
     painter = AvatarPainter(first, first.camera.resized(size, size), backend=backend)
     tracks = driver != "tour"
-    pipeline = LivePipeline(painter, tracker_factory=_tracker_factory if tracks else None,
+
+    def make_tracker(rig):
+        """A tracker whose head turns are read in the axes of the camera the avatar is drawn through."""
+        from realtime.track.tracker import Tracker
+
+        return Tracker(rig, view=pipeline.painter.camera.viewmat[:3, :3])
+
+    pipeline = LivePipeline(painter, tracker_factory=make_tracker if tracks else None,
                             avatar_loader=avatars.__getitem__, avatar_names=list(avatars), driver=driver)
     if driver in ("browser", "tour"):
         feed: Feed = MotionFeed(pipeline, tour(first.rig, first.shape), pause_while_camera=(driver == "browser"))

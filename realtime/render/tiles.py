@@ -26,8 +26,7 @@ def sort_and_bin(projected: Projected, width: int, height: int) -> tuple[np.ndar
     order = depth_order(projected.depths.view(np.uint32), projected.radii)
     tiles_x = -(-width // TILE_SIZE)
     tiles_y = -(-height // TILE_SIZE)
-    return _bin(order, projected.means2d, projected.radii, np.int64(TILE_SIZE), np.int64(tiles_x),
-                np.int64(tiles_y))
+    return _bin(order, projected.means2d, projected.radii, np.int64(tiles_x), np.int64(tiles_y))
 
 
 @njit(nogil=True, cache=True)
@@ -67,38 +66,41 @@ def depth_order(depth_bits, radii):
 
 
 @njit(cache=True)
-def _tile_rect(u, v, rx, ry, tile_size, tiles_x, tiles_y):
-    """Tiles [x0, x1) x [y0, y1) covered by the box of half-size (rx, ry) around (u, v), as gsplat bins them."""
-    ts = np.float32(tile_size)
-    tu, tv = u / ts, v / ts
-    tru, trv = np.float32(rx) / ts, np.float32(ry) / ts
-    x0 = min(max(0, int(math.floor(tu - tru))), tiles_x)
-    y0 = min(max(0, int(math.floor(tv - trv))), tiles_y)
-    x1 = min(max(0, int(math.ceil(tu + tru))), tiles_x)
-    y1 = min(max(0, int(math.ceil(tv + trv))), tiles_y)
+def _tile_rect(u, v, rx, ry, tiles_x, tiles_y):
+    """Tiles [x0, x1) x [y0, y1) covered by the box of half-size (rx, ry) around (u, v), as gsplat bins them
+    (float32 arithmetic; dividing by the tile size, a power of 2, is exact as a product)."""
+    inv = np.float32(1.0 / TILE_SIZE)
+    tu, tv = u * inv, v * inv
+    tru, trv = np.float32(rx) * inv, np.float32(ry) * inv
+    x0 = min(max(0, int(np.floor(tu - tru))), tiles_x)
+    y0 = min(max(0, int(np.floor(tv - trv))), tiles_y)
+    x1 = min(max(0, int(np.ceil(tu + tru))), tiles_x)
+    y1 = min(max(0, int(np.ceil(tv + trv))), tiles_y)
     return x0, y0, x1, y1
 
 
 @njit(nogil=True, cache=True)
-def _bin(order, means2d, radii, tile_size, tiles_x, tiles_y):
-    rects = np.empty((order.shape[0], 4), np.int64)
+def _bin(order, means2d, radii, tiles_x, tiles_y):
+    """The tile lists of `sort_and_bin` from the depth order of the visible Gaussians. A first pass in id order
+    (reading the Gaussians' arrays in memory order) counts each tile's entries and keeps each Gaussian's tile
+    rectangle; a second pass in depth order writes the lists."""
+    rects = np.empty((radii.shape[0], 4), np.int32)
     offsets = np.zeros(tiles_x * tiles_y + 1, np.int64)
-    for k in range(order.shape[0]):
-        g = order[k]
-        x0, y0, x1, y1 = _tile_rect(means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tile_size,
-                                    tiles_x, tiles_y)
-        rects[k, 0], rects[k, 1], rects[k, 2], rects[k, 3] = x0, y0, x1, y1
-        for ty in range(y0, y1):
-            for tx in range(x0, x1):
-                offsets[ty * tiles_x + tx + 1] += 1
+    for g in range(radii.shape[0]):
+        if radii[g, 0] > 0 and radii[g, 1] > 0:  # visible, as `depth_order` picks them
+            x0, y0, x1, y1 = _tile_rect(means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], tiles_x, tiles_y)
+            rects[g, 0], rects[g, 1], rects[g, 2], rects[g, 3] = x0, y0, x1, y1
+            for ty in range(y0, y1):
+                for tx in range(x0, x1):
+                    offsets[ty * tiles_x + tx + 1] += 1
     for t in range(tiles_x * tiles_y):
         offsets[t + 1] += offsets[t]
     ids = np.empty(offsets[-1], np.int32)
     cursor = offsets[:-1].copy()
-    for k in range(order.shape[0]):
-        for ty in range(rects[k, 1], rects[k, 3]):
-            for tx in range(rects[k, 0], rects[k, 2]):
+    for g in order:
+        for ty in range(rects[g, 1], rects[g, 3]):
+            for tx in range(rects[g, 0], rects[g, 2]):
                 t = ty * tiles_x + tx
-                ids[cursor[t]] = order[k]
+                ids[cursor[t]] = g
                 cursor[t] += 1
     return offsets, ids

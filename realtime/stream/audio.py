@@ -15,12 +15,12 @@ origin) and never runs an Opus encoder per viewer. aiortc has no way to forward 
 themselves (its receiver always decodes), and a decoded hop is what lets the voice be held back, mixed from a
 file, or come in any codec aiortc decodes.
 
-The packets' pts run on in 20 ms steps, and jump to the server's monotonic clock (48 kHz samples since the
-relay's first packet) when the voice falls more than ``GAP_SAMPLES`` behind it: a pause in the voice, or a
-longer delay, is a gap in the timestamps, as a receiver's jitter buffer expects, while the wake-up jitter of
-the delay line is not (it would be a sliver of concealment in every packet). aiortc's sender reports map
-them onto the wall clock at the time they are sent, like the video's (``lipsync.py`` says why that is what
-puts them in step).
+The packets' pts follow the voice's capture times: they run on in 20 ms steps, and jump by the pause when
+the capture times do (more than ``GAP_SAMPLES`` past where the steps have got to: the voice stopped and came
+back), so a receiver's jitter buffer sees the timeline the voice was spoken on. Neither the delay line's
+wake-up jitter nor a change of the delay moves them (a jump a receiver is not told about by a gap in arrivals
+is played as concealment and buffered for ever after). aiortc's sender reports map them onto the wall clock at
+the time they are sent, like the video's (``lipsync.py`` says why that is what puts them in step).
 
 Everything is bounded: the delay line holds at most ``MAX_HELD`` frames (more than ``MAX_DELAY_MS`` of
 20 ms frames; beyond that the oldest are dropped and counted), the ring ``RING`` packets, and a viewer that
@@ -53,7 +53,7 @@ OPUS_BITRATE = 32_000  # a voice, mono
 RING = 25  # packets kept for the viewers' senders: 0.5 s
 MAX_HELD = 64  # frames in the delay line: 1.28 s of 20 ms frames
 MAX_WAIT_S = 0.02  # the delay line looks again at least this often (the delay may change meanwhile)
-GAP_SAMPLES = 3 * FRAME_SAMPLES  # the voice this far behind the clock is a pause: the timestamps jump
+GAP_SAMPLES = 3 * FRAME_SAMPLES  # capture times this far ahead of the timestamps are a pause: they jump
 SILENT_DBFS = -90.0  # the level reported for digital silence
 
 
@@ -212,18 +212,17 @@ class VoiceRelay:
                 await asyncio.sleep(min(wait_ns / 1e9, MAX_WAIT_S))
                 continue
             self._held.popleft()
-            self._release(frame)
+            self._release(frame, capture_ns)
 
-    def _release(self, frame: av.AudioFrame) -> None:
+    def _release(self, frame: av.AudioFrame, capture_ns: int) -> None:
         try:
             packets = self._encoder.encode(frame)
         except (av.FFmpegError, ValueError) as exc:
             self._bad(exc)
             return
-        now = time.monotonic_ns()
         if self._t0_ns is None:
-            self._t0_ns = now
-        clock = (now - self._t0_ns) * SAMPLE_RATE // 1_000_000_000
+            self._t0_ns = capture_ns
+        clock = (capture_ns - self._t0_ns) * SAMPLE_RATE // 1_000_000_000
         pts = clock if clock - self._next_pts > GAP_SAMPLES else self._next_pts
         for packet in packets:
             packet.pts, packet.time_base = pts, AUDIO_TIME_BASE
