@@ -145,18 +145,11 @@ MUTANTS = {m.name: m for m in (
     Mutant("frozen_one_euro", "the One-Euro filter holds its first value", _frozen_one_euro,
            (_FILTERS + "test_a_step_is_followed", _FILTERS + "test_a_faster_beta_lags_less")),
     Mutant("frozen_rig_filter", "the tracker's parameter filter holds the first frame's pose and expression",
-           _frozen_rig_filter, (_FILTERS + "test_rig_params_filter_moves_pose_and_expression_but_not_identity",),
-           pending="test_rig_params_filter_moves_pose_and_expression_but_not_identity only checks that the values "
-                   "lie between the first frame's and the target (a frozen filter's do): it must check that held "
-                   "targets are reached most of the way within a second, for every slot (tests/test_track_filters.py, "
-                   "the fidelity work's file)"),
+           _frozen_rig_filter, (_FILTERS + "test_rig_params_filter_moves_pose_and_expression_but_not_identity",)),
     Mutant("neutral_driver", "every driver gives the neutral pose", _neutral_driver,
            (_OFFLINE + "test_tour_mp4_has_one_frame_per_driver_frame_at_its_rate",)),
     Mutant("neutral_parameter_file", "every driver gives the neutral pose (a parameter file's frames)",
-           _neutral_driver, (_OFFLINE + "test_parameter_file_drives_the_avatar",),
-           pending="test_parameter_file_drives_the_avatar only counts the frames: it must compare them with an "
-                   "in-process drive of the same parameters and see them change (tests/test_offline.py, the "
-                   "fidelity work's file)"),
+           _neutral_driver, (_OFFLINE + "test_parameter_file_drives_the_avatar",)),
 )}
 
 

@@ -16,7 +16,9 @@ from realtime.camera import frontal_camera
 from realtime.app.motions import TOUR_JAW, tour
 from realtime.app.offline import render_to_file
 from realtime.rig.synthetic import synthetic_rig
-from realtime.track.params_file import TrackedSequence, save_params_npz
+from realtime.painter import AvatarPainter
+from realtime.pipeline import drive
+from realtime.track.params_file import TrackedSequence, load_params_npz, save_params_npz
 
 
 @pytest.fixture(scope="module")
@@ -52,15 +54,22 @@ def test_tour_mp4_has_one_frame_per_driver_frame_at_its_rate(avatar, tmp_path):
 
 
 def test_parameter_file_drives_the_avatar(avatar, tmp_path):
-    driver = tour(avatar.rig, avatar.shape, fps=12.0, seconds=0.5)
-    sequence = TrackedSequence(frames=driver.frames, fps=12.0, timestamps=np.arange(6) / 12.0,
-                               face_found=np.ones(6, bool))
+    """The .npz's frames are drawn in order: each decoded frame is the in-process drawing of its parameters."""
+    motion = tour(avatar.rig, avatar.shape, fps=12.0, seconds=10.0)
+    chosen = motion.frames[::20][:6]
+    sequence = TrackedSequence(frames=chosen, fps=12.0, timestamps=np.arange(6) / 12.0, face_found=np.ones(6, bool))
     params = tmp_path / "params.npz"
     save_params_npz(params, sequence)
     out = tmp_path / "from_params.mp4"
     assert render_to_file(avatar, str(params), out, size=64, progress=False) == 6
     frames, fps = _decode(out)
     assert len(frames) == 6 and fps == pytest.approx(12.0)
+    painter = AvatarPainter(avatar, avatar.camera.resized(64, 64), backend="cpu")
+    expected = [frame.image for frame in drive(load_params_npz(params, avatar.rig).frames, painter)]
+    errors = [np.abs(got.astype(float) - want).mean() for got, want in zip(frames, expected)]
+    changes = [np.abs(want.astype(float) - expected[0]).mean() for want in expected[1:]]
+    assert max(changes) > 4 * max(errors), "the parameter file's frames do not move the avatar"
+    assert max(errors) < 6, f"decoded frames differ from the in-process drawing of their parameters: {errors}"
 
 
 def test_face_video_drives_one_output_frame_per_input_frame(avatar, tmp_path):

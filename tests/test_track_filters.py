@@ -49,16 +49,24 @@ def test_repeated_timestamps_do_not_blow_up():
 
 
 def test_rig_params_filter_moves_pose_and_expression_but_not_identity():
+    """A held step in every filtered slot moves the output at once, never past the target, and is reached most
+    of the way within a second; identity and neck pass through unfiltered."""
     f = RigParamsFilter(n_expr=3, settings=FilterSettings())
     first = RigParams(shape=np.ones(4), expr=np.zeros(3))
     second = RigParams(shape=np.full(4, 2.0), expr=np.ones(3), rotation=np.array([0.0, 0.5, 0.0]),
-                       translation=np.array([0.0, 0.0, 0.1]))
+                       translation=np.array([0.0, 0.0, 0.1]), jaw_pose=np.array([0.3, 0.0, 0.0]),
+                       eyes_pose=np.array([0.0, 0.2, 0.0, 0.0, 0.2, 0.0]), neck_pose=np.array([0.1, 0.0, 0.0]))
     f(first, 0.0)
-    out = f(second, 1 / 30)
-    np.testing.assert_array_equal(out.shape, second.shape)
-    for name in ("expr", "rotation", "translation"):
-        value, target = np.asarray(getattr(out, name)), np.asarray(getattr(second, name))
-        assert np.all(np.abs(value) <= np.abs(target)) and np.any(value != target), name
+    outputs = [f(second, i / 30) for i in range(1, 31)]
+    np.testing.assert_array_equal(outputs[0].shape, second.shape)
+    np.testing.assert_array_equal(outputs[0].neck_pose, second.neck_pose)
+    for name in ("expr", "rotation", "translation", "jaw_pose", "eyes_pose"):
+        target = np.asarray(getattr(second, name))
+        moving = target != 0
+        step = np.asarray(getattr(outputs[0], name))[moving] / target[moving]
+        held = np.asarray(getattr(outputs[-1], name))[moving] / target[moving]
+        assert np.all((step > 0.02) & (step <= 1.0 + 1e-9)), f"{name}: the first frame after the step did not move"
+        assert np.all(held > 0.8), f"{name}: a held target is not reached most of the way within a second"
 
 
 def test_bad_settings_are_refused():
