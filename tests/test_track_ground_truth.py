@@ -71,12 +71,15 @@ def tracked():
     return avatar.rig, truth, curves, results
 
 
-def correlation(rig, results, curves, name):
+def recovered(rig, results, name):
+    """The tracked value of control `name` in every frame."""
     if name == "jaw":
-        fitted = [r.raw_params.jaw_pose[0] for r in results]
-    else:
-        fitted = [r.raw_params.expr[rig.expr_names.index(name)] for r in results]
-    return np.corrcoef(fitted, curves[name])[0, 1]
+        return [r.raw_params.jaw_pose[0] for r in results]
+    return [r.raw_params.expr[rig.expr_names.index(name)] for r in results]
+
+
+def correlation(rig, results, curves, name):
+    return np.corrcoef(recovered(rig, results, name), curves[name])[0, 1]
 
 
 def test_every_frame_has_a_face(tracked):
@@ -94,11 +97,27 @@ def test_head_rotation_is_recovered(tracked):
     assert np.mean(errors) <= 3.0
     for axis in range(3):
         fitted = [r.raw_params.rotation[axis] for r in results]
-        assert np.corrcoef(fitted, [p.rotation[axis] for p in truth])[0, 1] > 0.95
+        true = [p.rotation[axis] for p in truth]
+        assert np.corrcoef(fitted, true)[0, 1] > 0.95
+        slope = np.polyfit(true, fitted, 1)[0]
+        assert 0.6 <= slope <= 1.4, f"rotation axis {axis} comes back at {slope:.2f} of the truth"
 
 
-@pytest.mark.parametrize("name", ["jaw", "eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft", "mouthSmileRight",
-                                  "browInnerUp", "browOuterUpLeft", "browOuterUpRight"])
+_SHRUNK = pytest.mark.xfail(strict=True, reason="the tracker recovers this control at about half its size "
+                            "(slope 0.4-0.57): remaining fidelity work (#13), not to be met by loosening the bound")
+
+
+@pytest.mark.parametrize("name", ["jaw", "eyeBlinkLeft", "eyeBlinkRight",
+                                  pytest.param("mouthSmileLeft", marks=_SHRUNK),
+                                  pytest.param("mouthSmileRight", marks=_SHRUNK),
+                                  "browInnerUp", "browOuterUpLeft",
+                                  pytest.param("browOuterUpRight", marks=_SHRUNK)])
 def test_expressions_are_recovered(tracked, name):
     rig, _, curves, results = tracked
     assert correlation(rig, results, curves, name) >= 0.9
+    fitted = np.asarray(recovered(rig, results, name))
+    true = np.asarray(curves[name])
+    slope = np.polyfit(true, fitted, 1)[0]
+    assert 0.6 <= slope <= 1.4, f"{name} comes back at {slope:.2f} of the truth"
+    rms = np.sqrt(np.mean((fitted - true) ** 2))
+    assert rms <= 0.25 * np.ptp(true), f"{name}: rms error {rms:.3f} over a range of {np.ptp(true):.3f}"
