@@ -3,9 +3,10 @@
 // picture through requestVideoFrameCallback (a flash: the frame's mean brightness crossing up through
 // FLASH_LEVEL), the sound through an AudioWorklet on the element's audio track (a click: a sample louder than
 // CLICK_LEVEL after QUIET_S of quiet). Times are epoch milliseconds (performance.timeOrigin + performance time),
-// the same clock in every page of the machine: a flash at the frame's expected display time, a click at the
-// time the page's audio output plays that sample (AudioContext.getOutputTimestamp maps the context's clock onto
-// performance time, output latency included).
+// the same clock in every page of the machine: a flash at the frame's expected display time (and, for a camera,
+// its capture time), a click at the time the page's audio output plays that sample (AudioContext.
+// getOutputTimestamp maps the context's clock onto performance time, output latency included) and at the time
+// the audio graph took it in (that, less the output and base latencies).
 'use strict';
 
 (() => {
@@ -75,7 +76,9 @@
         return;
       }
       const at = ctx.getOutputTimestamp();
-      keep(probe.clicks, { t: epoch(at.performanceTime + (e.data.frame / ctx.sampleRate - at.contextTime) * 1000) });
+      const t = epoch(at.performanceTime + (e.data.frame / ctx.sampleRate - at.contextTime) * 1000);
+      // heard at t; taken in (processed by the graph) its output and base latency earlier
+      keep(probe.clicks, { t, taken: t - (ctx.outputLatency + ctx.baseLatency) * 1000 });
     };
     ctx.createMediaStreamSource(new MediaStream([track])).connect(node);
     node.connect(ctx.destination);   // a worklet runs only while pulled; it outputs silence

@@ -13,10 +13,11 @@ decoding, the lip-sync delay, Opus, fan-out).
   (``benchmarks/av_probe.js``, injected over the DevTools protocol, no part of the pages) times each flash at
   its expected display time (``requestVideoFrameCallback``) and each click at the time the page's audio output
   plays it (an AudioWorklet on the received track, ``AudioContext.getOutputTimestamp``). On the sender page it
-  watches the local preview: the offset the fake devices themselves start with (``source``; Chromium's fake
-  camera and microphone start apart by up to tens of milliseconds, differently each run), which the viewers
-  inherit, and which drifts as they play (by tens of milliseconds over seconds here); ``added`` is what the way
-  from the sender page to the viewer page adds to it, event by event.
+  watches the local preview, as captured (a flash at its camera frame's capture time, a click when the audio
+  graph took it in): the offset the fake devices themselves start with (``source``; Chromium's fake camera and
+  microphone start apart by up to tens of milliseconds, differently each run), which the viewers inherit, and
+  which drifts as they play (by tens of milliseconds over seconds here); ``added`` is what the way from the
+  sender's devices to the viewer's playing adds to it, event by event: the figure the server answers for.
 * **Python**: a Python sender (``ArrayVideoTrack`` + ``ArrayAudioTrack``, whose send times are the truth) and a
   Python viewer. aiortc's receivers hand a video frame over when the next one starts arriving (one frame
   interval late) and an audio frame once four more are buffered (80 ms late, ``lipsync.py``); ``raw`` offsets
@@ -138,15 +139,29 @@ def pair(clicks: list[float], flashes: list[float], window_ms: float = PAIR_MS) 
     return out
 
 
-def after(later: list[float], earlier: list[float], window_ms: float = 1000.0) -> list[float]:
-    """For each event in ``later``, its delay after the latest event of ``earlier`` within ``window_ms``."""
-    e = np.asarray(sorted(earlier))
+def matched(later: list[float], earlier: list[float], max_ms: float = 2000.0, tol_ms: float = 50.0) \
+        -> list[tuple[float, float]]:
+    """The same events seen twice, ``(earlier, later)`` pairs: the lag that lines up the most of ``later`` with
+    ``earlier`` (events at irregular gaps make it unique, even when it is longer than a gap), then each event of
+    ``earlier`` with the event of ``later`` nearest to it plus that lag, within ``3 * tol_ms``."""
+    if not later or not earlier:
+        return []
+    e, l = np.asarray(earlier), np.asarray(later)
+    misses = np.abs(l[:, None] - e[None, :])
+    lags = np.arange(0.0, max_ms, 5.0)
+    hits = [int(np.sum(np.min(np.abs(misses - d), axis=1) < tol_ms)) for d in lags]
+    lag = lags[int(np.argmax(hits))]
     out = []
-    for t in later:
-        before = e[e <= t]
-        if before.size and t - before[-1] <= window_ms:
-            out.append(float(t - before[-1]))
+    for t in e:
+        nearest = l[np.argmin(np.abs(l - t - lag))]
+        if abs(nearest - t - lag) <= 3 * tol_ms:
+            out.append((float(t), float(nearest)))
     return out
+
+
+def after(later: list[float], earlier: list[float]) -> list[float]:
+    """For each event seen in ``earlier`` and again in ``later`` (``matched``), how much later (ms)."""
+    return [b - a for a, b in matched(later, earlier)]
 
 
 def summary(offsets: list[float]) -> dict:
@@ -416,6 +431,12 @@ class Pages:
         logs = "\n".join((self.folder / f"{role}.log").read_text()[-1500:] for role in self.browsers)
         raise TimeoutError(f"the pages did not start playing: {states}\n{logs}")
 
+    def _python_epoch(self, since_mono_ms: float) -> tuple[list[float], list[float]]:
+        """The Python viewer's played (clicks, flashes) since ``since_mono_ms``, on the pages' epoch clock."""
+        to_epoch = time.time() * 1000 - time.monotonic_ns() / 1e6
+        flashes, clicks = self.python.events(since_mono_ms, played=True)
+        return [c + to_epoch for c in clicks], [f + to_epoch for f in flashes]
+
     async def measure(self, seconds: float) -> dict:
         """Watch for ``seconds``; the offsets at each viewer, the source's, and the glass-to-glass latencies."""
         start_epoch, start_mono = time.time() * 1000, time.monotonic_ns() / 1e6
@@ -423,8 +444,10 @@ class Pages:
         seen = {role: await probed(t) for role, t in self.tools.items()}
         stats = await asyncio.to_thread(self.server.stats)
         sender, watcher = seen["sender"], seen["viewer"]
-        sent_clicks = since(sender["clicks"], start_epoch - 1000)
-        sent_flashes = since(sender["flashes"], start_epoch - 1000)
+        # the source as captured: each flash at its camera frame's capture time, each click as the audio graph
+        # took it in (the microphone's own input latency, some milliseconds, is not known to the page)
+        sent_clicks = [c["taken"] for c in sender["clicks"] if c["t"] >= start_epoch - 1000]
+        sent_flashes = [f["capture"] for f in sender["flashes"] if f["t"] >= start_epoch - 1000 and f["capture"]]
         clicks, flashes = since(watcher["clicks"], start_epoch), since(watcher["flashes"], start_epoch)
         return {
             "seconds": seconds,
@@ -444,26 +467,17 @@ class Pages:
         }
 
 
-def added(viewer: tuple[list[float], list[float]], source: tuple[list[float], list[float]],
-          window_ms: float = 1500.0) -> list[float]:
+def added(viewer: tuple[list[float], list[float]], source: tuple[list[float], list[float]]) -> list[float]:
     """What the way from the source to a viewer adds to each event's offset (ms): ``(clicks, flashes)`` at each
-    end; an event is a click at the source and the first click at the viewer within ``window_ms`` after it, each
-    with its offset from its own nearest flash. Per event, since the fake devices drift apart as they play."""
+    end; an event is a click at the source and the same click at the viewer (``matched``), each with its offset
+    from its own nearest flash. Per event, since the fake devices drift apart as they play."""
     (v_clicks, v_flashes), (s_clicks, s_flashes) = viewer, source
     out = []
-    for click in s_clicks:
-        later = [c for c in v_clicks if click < c <= click + window_ms]
-        here, there = pair([click], s_flashes), pair(later[:1], v_flashes)
-        if here and there:
-            out.append(there[0] - here[0])
+    for here, there in matched(v_clicks, s_clicks):
+        at_source, at_viewer = pair([here], s_flashes), pair([there], v_flashes)
+        if at_source and at_viewer:
+            out.append(at_viewer[0] - at_source[0])
     return out
-
-
-    def _python_epoch(self, since_mono_ms: float) -> tuple[list[float], list[float]]:
-        """The Python viewer's played (clicks, flashes) since ``since_mono_ms``, on the pages' epoch clock."""
-        to_epoch = time.time() * 1000 - time.monotonic_ns() / 1e6
-        flashes, clicks = self.python.events(since_mono_ms, played=True)
-        return [c + to_epoch for c in clicks], [f + to_epoch for f in flashes]
 
 
 async def chromium_run(server: ServerProcess, seconds: float, folder: Path) -> dict:

@@ -15,7 +15,7 @@ from browser_helpers import needs_chromium
 from realtime.stream.client import ServerProcess
 
 pytestmark = [needs_chromium, pytest.mark.slow]
-MARGIN_MS = 60  # on each side of EBU R37's window: a 2-core machine shared with other work jitters
+MARGIN_MS = 80  # on each side of EBU R37's window: a 2-core machine shared with other work makes a browser jitter
 
 
 def test_chromium_hears_the_senders_voice_in_step_with_the_picture_and_mute_silences_it(tmp_path):

@@ -404,3 +404,110 @@ def test_depth_order_is_a_stable_sort_of_the_visible():
     expected = visible[np.lexsort((visible, depths[visible]))]
     np.testing.assert_array_equal(depth_order(depths.view(np.uint32), radii), expected)
     assert depth_order(depths.view(np.uint32), np.zeros((5000, 2), np.int32)).shape == (0,)
+
+
+# ---------------------------------------------------------------- the fast paths against their references
+
+
+def test_exp_neg_is_numpy_exp_within_about_an_ulp():
+    from numba import njit
+
+    from realtime.render.constants import FASTMATH
+    from realtime.render.cpu import exp_neg
+
+    @njit(fastmath=FASTMATH)  # as the compositor calls it: inlined into a loop compiled with fast-math
+    def in_a_loop(s):
+        out = np.empty_like(s)
+        for i in range(s.shape[0]):
+            out[i] = exp_neg(s[i])
+        return out
+
+    s = np.concatenate([np.linspace(-80.0, 87.0, 400_001), np.random.default_rng(0).uniform(0.0, 6.0, 100_000),
+                        [0.0, 1e-30, np.log(255.0)]]).astype(np.float32)
+    expected = np.exp(-s.astype(np.float64))
+    ulps = np.abs(in_a_loop(s) - expected) / np.spacing(expected.astype(np.float32))
+    assert ulps.max() <= 1.5, ulps.max()
+    np.testing.assert_array_equal(in_a_loop(np.array([87.0, 1e4, np.inf], np.float32)), np.float32(np.exp(-87.0)))
+
+
+def test_footprint_extents_hold_every_pixel_a_gaussian_reaches_and_little_more():
+    from realtime.render.cpu import REACH_X, REACH_Y, pack_splats
+    from realtime.render.project import project
+
+    cam = camera(96, 80)
+    g = random_scene(300, 0, seed=9, cam=cam)
+    projected = project(*g, np.eye(4, dtype=np.float32), np.asarray(cam.K, np.float32), cam.width, cam.height,
+                        sh_degree=0, antialiased=False)
+    splats = pack_splats(projected)
+    step = 0.025  # pixels between the sampled offsets from the mean
+    drawn = np.flatnonzero((projected.radii > 0).all(axis=1) & (projected.radii <= 12).all(axis=1))
+    assert len(drawn) > 40
+    for i in drawn[:40]:
+        rx, ry = projected.radii[i] + 1  # the box of radii holds the footprint
+        dx, dy = np.meshgrid(np.arange(-rx, rx + step / 2, step), np.arange(-ry, ry + step / 2, step))
+        a, b, c = projected.conics[i].astype(np.float64)
+        reached = projected.opacities[i] * np.exp(-(0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy)) >= 1 / 255
+        if not reached.any():
+            assert splats[i, REACH_X] < 0
+            continue
+        reach_x, reach_y = np.abs(dx[reached]).max(), np.abs(dy[reached]).max()
+        assert reach_x <= splats[i, REACH_X] <= reach_x + step + 0.015
+        assert reach_y <= splats[i, REACH_Y] <= reach_y + step + 0.015
+
+
+def bin_reference(projected, width, height):
+    """Tile lists from first principles: every visible Gaussian (both radii > 0) in each tile its box of radii
+    touches (gsplat's float32 rule), tiles listing them by depth, ties by id."""
+    tiles_x, tiles_y = -(-width // 16), -(-height // 16)
+    lists = [[] for _ in range(tiles_x * tiles_y)]
+    visible = np.flatnonzero((projected.radii > 0).all(axis=1))
+    for g in visible[np.lexsort((visible, projected.depths[visible]))]:
+        u, v = projected.means2d[g] / np.float32(16)
+        ru, rv = projected.radii[g].astype(np.float32) / np.float32(16)
+        x0, x1 = (min(max(0, int(f)), tiles_x) for f in (np.floor(u - ru), np.ceil(u + ru)))
+        y0, y1 = (min(max(0, int(f)), tiles_y) for f in (np.floor(v - rv), np.ceil(v + rv)))
+        for ty in range(y0, y1):
+            for tx in range(x0, x1):
+                lists[ty * tiles_x + tx].append(g)
+    return np.cumsum([0] + [len(t) for t in lists]), np.array([g for t in lists for g in t], np.int32)
+
+
+def test_tile_lists_match_a_reference_binning():
+    from realtime.render.project import project
+    from realtime.render.tiles import sort_and_bin
+
+    cam = Camera(K=np.array([[60.0, 0, 37], [0, 55, 22], [0, 0, 1]]), viewmat=np.eye(4), width=75, height=45)
+    g = random_scene(800, 0, seed=4, cam=camera(75, 45, 60))
+    g[0][::7, 2] = g[0][0, 2]  # equal depths: ties go by id
+    projected = project(*g, np.eye(4, dtype=np.float32), np.asarray(cam.K, np.float32), cam.width, cam.height,
+                        sh_degree=0, antialiased=False)
+    offsets, ids = sort_and_bin(projected, cam.width, cam.height)
+    expected_offsets, expected_ids = bin_reference(projected, cam.width, cam.height)
+    np.testing.assert_array_equal(offsets, expected_offsets)
+    np.testing.assert_array_equal(ids, expected_ids)
+    assert len(ids) > 2 * (projected.radii > 0).all(axis=1).sum()  # many Gaussians in several tiles
+
+
+def test_large_splats_over_many_tiles_and_blocks_match_the_dense_reference():
+    cam = camera(70, 54)  # partial tiles at the right and the bottom
+    g = random_scene(60, 1, seed=2, cam=cam)
+    g[2][:] *= 3.0  # most cover many tiles, and blocks of every tile
+    result = render(*g, cam, background=(0.1, 0.4, 0.2), with_alpha=True, backend="cpu")
+    ref_image, ref_alpha, _, unsure = reference_render(*g, cam, background=(0.1, 0.4, 0.2))
+    sure = ~unsure
+    assert unsure.sum() < 0.01 * unsure.size
+    np.testing.assert_allclose(result.image[sure], np.clip(ref_image, 0, 1)[sure], atol=2e-5)
+    np.testing.assert_allclose(result.alpha[sure], ref_alpha[sure], atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_to_uint8_rounds_as_its_numpy_reference(dtype):
+    from realtime.painter import to_uint8, to_uint8_reference
+
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-0.3, 1.3, (64, 48, 3)).astype(dtype)
+    image.reshape(-1)[:512] = ((np.arange(512) // 2) / 255.0 - 0.5 / 255.0).astype(dtype)  # on rounding boundaries
+    image.reshape(-1)[512:1024] = np.nextafter(image.reshape(-1)[:512], dtype(2.0))  # and just above them
+    np.testing.assert_array_equal(to_uint8(image), to_uint8_reference(image))
+    np.testing.assert_array_equal(to_uint8(image[:, ::2]), to_uint8_reference(image[:, ::2]))  # not contiguous
+    assert to_uint8(image).dtype == np.uint8 and to_uint8(image).shape == image.shape

@@ -17,7 +17,8 @@ from realtime.app.sound import has_sound
 from realtime.stream.audio import FRAME_SAMPLES, MAX_HELD, SILENT_DBFS, VoiceEncoder, VoiceRelay, VoiceTrack, \
     level_dbfs
 from realtime.stream.client import ArrayAudioTrack, ArrayVideoTrack, PeerClient, ServerProcess
-from realtime.stream.lipsync import OPUS_LOOKAHEAD_NS, FrameCadence, LipSync, VoiceClock, voice_capture_ns
+from realtime.stream.lipsync import OPUS_LOOKAHEAD_NS, FrameCadence, LipSync, VoiceClock, receive_hold_ns, \
+    voice_capture_ns
 from realtime.stream.server import StreamServer
 from realtime.stream.testpattern import TestPatternProducer
 
@@ -62,6 +63,9 @@ def test_the_delay_follows_the_median_video_latency_in_steps():
     for seq in range(9, 14):
         sync.video_frame(seq, 180.0)
     assert sync.follow() == 180.0 and sync.changes == 2
+    small = LipSync(step_ms=20, window=3)
+    small.video_frame(1, 12.0)
+    assert small.follow() == 12.0  # the first latency is taken, however small
     assert sync.offsets_ms[-1] == -80.0  # that frame's voice was held 100 ms, for a latency of 180
     sync.video_frame(14, 180.0)
     assert sync.offsets_ms[-1] == 0.0
@@ -75,10 +79,10 @@ def test_the_delay_follows_the_median_video_latency_in_steps():
 def test_voice_capture_times_are_on_the_camera_frames_clock():
     frame = audio_frame(np.zeros(960, np.int16))
     handed = 10_000_000_000
-    # aiortc held it 4 frames (80 ms); a camera frame with it would have been handed over one interval late
-    assert voice_capture_ns(frame, handed, 33_000_000) == handed - 80_000_000 + 33_000_000
-    assert voice_capture_ns(frame, handed, 0, OPUS_LOOKAHEAD_NS) == handed - 80_000_000 - 6_500_000
-    assert voice_capture_ns(frame, handed, 0, hold_frames=1) == handed - 20_000_000  # the server's shorter hold
+    assert receive_hold_ns(frame) == 80_000_000 and receive_hold_ns(frame, 1) == 20_000_000  # aiortc's; the server's
+    # handed over 20 ms after it arrived; a camera frame arriving with it would be handed over 45 ms late
+    assert voice_capture_ns(handed, 20_000_000, 45_000_000) == handed + 25_000_000
+    assert voice_capture_ns(handed, 20_000_000, 0, OPUS_LOOKAHEAD_NS) == handed - 20_000_000 - 6_500_000
     clock = VoiceClock(window=5)
     arrivals = [0, 31, 38, 62, 80, 101]  # ms: frames 20 ms apart on the sender's clock, jittered on the way in
     stamps = [clock.stamp(k * 0.020, t * 1_000_000) / 1e6 for k, t in enumerate(arrivals)]
@@ -89,6 +93,41 @@ def test_voice_capture_times_are_on_the_camera_frames_clock():
     for t in (0, 33, 66, 100, 133, 200, 233):
         cadence.arrived(t * 1_000_000)
     assert cadence.interval_ns == 33_000_000
+
+
+def test_the_uplink_is_timed_from_its_packets_and_the_senders_reports():
+    from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket, RtpPacket
+
+    from realtime.stream.uplink import Uplink
+
+    class Receiver:  # what Uplink needs of an aiortc RTCRtpReceiver
+        def __init__(self):
+            self.got = []
+
+        async def _handle_rtcp_packet(self, packet):
+            self.got.append(packet)
+
+        async def _handle_rtp_packet(self, packet, arrival_time_ms):
+            self.got.append(packet)
+
+    async def scenario():
+        uplink, video, audio = Uplink(), Receiver(), Receiver()
+        assert uplink.watch(video, "video", 90_000) and uplink.watch(audio, "audio", 48_000)
+        assert not Uplink().watch(object(), "video", 90_000)
+        now = time.time()
+        # the sender's clock: both streams' RTP time 0 is the same moment, 50 ms ago
+        ntp = int((now - 0.05 + 2_208_988_800) * 2**32)
+        await video._handle_rtcp_packet(RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(ntp, 1000, 0, 0)))
+        await audio._handle_rtcp_packet(RtcpSrPacket(ssrc=2, sender_info=RtcpSenderInfo(ntp, 500, 0, 0)))
+        for k in range(12):  # frames of that moment: the picture's arrive 30 ms after the voice's
+            await audio._handle_rtp_packet(RtpPacket(ssrc=2, timestamp=500, marker=0), arrival_time_ms=0)
+            await asyncio.sleep(0.03)
+            await video._handle_rtp_packet(RtpPacket(ssrc=1, timestamp=1000, marker=1), arrival_time_ms=0)
+            uplink.handed("video", 0, time.monotonic_ns() + 40_000_000)  # handed over 40 ms after it arrived
+        assert len(video.got) == 13 and len(audio.got) == 13  # everything still reaches aiortc
+        assert uplink.skew_ns == pytest.approx(30e6, abs=8e6)
+        assert uplink.lag_ns("video") == pytest.approx(40e6, abs=2e6) and uplink.lag_ns("audio") is None
+    run(scenario())
 
 
 def test_levels():
@@ -236,7 +275,7 @@ def test_a_video_files_sound_plays_beside_its_pictures(tmp_path):
 
 # ---- over the network ------------------------------------------------------------------------------------------------
 
-def flashes_and_clicks(seconds: float = 4.0):
+def flashes_and_clicks():
     return ArrayVideoTrack(avs.flash_frames(), avs.FPS), ArrayAudioTrack(avs.click_samples())
 
 

@@ -75,10 +75,10 @@ _EXP_MAX_S = np.float32(87.0)  # exp(-87) is still a normal float32
 
 @njit(cache=True, fastmath={"contract"})
 def exp_neg(s):
-    """exp(-s) for a float32 s >= 0 (larger s than 87 give exp(-87); a negative s gives a meaningless value),
-    within a few float32 ulps: s = k ln 2 - r, exp(-s) = 2^-k exp(-r) with exp(-r) from Cephes' polynomial and 2^-k
-    built from its bits. Plain arithmetic without calls, so that a loop calling it vectorizes. Compiled without
-    reassociation, which would fold the two parts of ln 2 back into one."""
+    """exp(-s) for a float32 s >= -87 (an s above 87 gives exp(-87)), within about one float32 ulp, as NumPy's exp
+    would give it: -s = k ln 2 + r with |r| <= ln(2) / 2, exp(-s) = 2^k exp(r), exp(r) from Cephes' polynomial and
+    2^k built from its bits. Plain arithmetic without calls, so that a loop calling it vectorizes. Compiled without
+    reassociation (inlined, it keeps its own flags), which would fold the two parts of ln 2 back into one."""
     x = -min(s, _EXP_MAX_S)
     k = np.floor(x * _LOG2E + _HALF)
     r = x - k * _LN2_HI - k * _LN2_LO
@@ -93,26 +93,24 @@ def exp_neg(s):
 
 # ---------------------------------------------------------------- per-Gaussian records
 
-def pack_splats(projected: Projected, workers: Workers = INLINE) -> np.ndarray:
+def pack_splats(projected: Projected) -> np.ndarray:
     """(N, SPLAT_FIELDS) float32: per Gaussian, its mean (U, V), conic, opacity, colour and the half extents of its
     footprint (REACH_X, REACH_Y: how far from the mean, in pixels, opacity exp(-σ) >= 1/255 can hold, plus a
-    margin; -1 for a Gaussian that cannot reach 1/255 anywhere), so that a tile reads one record per Gaussian."""
+    margin; -1 for a Gaussian that cannot reach 1/255 anywhere), so that a tile reads one record per Gaussian.
+    On the calling thread: it costs less than handing it to threads."""
     n = projected.opacities.shape[0]
     out = np.zeros((n, SPLAT_FIELDS), np.float32)
-    bounds = np.linspace(0, n, workers.parts + 1).astype(np.int64)
-    workers.run(_pack_range, [(bounds[i], bounds[i + 1], projected.means2d, projected.conics, projected.opacities,
-                               projected.colors, projected.radii, out)
-                              for i in range(workers.parts) if bounds[i + 1] > bounds[i]])
+    _pack(projected.means2d, projected.conics, projected.opacities, projected.colors, projected.radii, out)
     return out
 
 
 @njit(nogil=True, cache=True)
-def _pack_range(lo, hi, means2d, conics, opacities, colors, radii, out):
-    """Records lo..hi - 1 of `pack_splats` (culled Gaussians, radius 0, are never drawn and stay zero).
+def _pack(means2d, conics, opacities, colors, radii, out):
+    """The records of `pack_splats` into `out` (culled Gaussians, radius 0, are never drawn and stay zero).
 
     The footprint {σ <= L}, L = ln(255 opacity), is an ellipse; its half extents are sqrt(2 L Σ_xx) and
     sqrt(2 L Σ_yy) with Σ = conic^-1, computed in float64."""
-    for g in range(lo, hi):
+    for g in range(out.shape[0]):
         if radii[g, 0] <= 0 or radii[g, 1] <= 0:
             continue
         a, b, c = np.float64(conics[g, 0]), np.float64(conics[g, 1]), np.float64(conics[g, 2])
@@ -135,7 +133,7 @@ def rasterize(projected: Projected, offsets: np.ndarray, ids: np.ndarray, width:
               background: np.ndarray, workers: Workers = INLINE) -> tuple[np.ndarray, np.ndarray]:
     """Composite Gaussians binned by `sort_and_bin`, tiles shared among `workers`. background: (3,) float32.
     Returns image (H, W, 3) clamped to [0, 1] and alpha (H, W), both float32."""
-    splats = pack_splats(projected, workers)
+    splats = pack_splats(projected)
     image = np.empty((height, width, 3), np.float32)
     alpha = np.empty((height, width), np.float32)
     starts, tiles = _share_tiles(offsets, np.int64(workers.parts))
@@ -215,9 +213,10 @@ def _draw_tile(tile, offsets, ids, splats, width, height, tiles_x, background, i
                 b = by * BLOCKS + bx
                 if block_live[b] == 0:
                     continue
-                finished = _composite_block(state, b, px0 + bx * BLOCK, py0 + by * BLOCK, splats, g)
-                block_live[b] -= finished
-                n_live -= finished
+                if _composite_block(state, b, px0 + bx * BLOCK, py0 + by * BLOCK, splats, g):
+                    live = _live_pixels(state, b)
+                    n_live -= block_live[b] - live
+                    block_live[b] = live
         if n_live == 0:
             break
     for iy in range(th):
@@ -232,14 +231,15 @@ def _draw_tile(tile, offsets, ids, splats, width, height, tiles_x, background, i
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
 def _composite_block(state, b, x0, y0, splats, g):
-    """Composite Gaussian g (its record in `splats`, see `pack_splats`) over the 16 pixels of block b, whose top-left pixel is
-    (x0, y0) in the image; returns how many of them it finished. Every pixel is evaluated without branches (a
-    finished one has transmittance 0, so nothing is added to it), which is what lets the loop vectorize."""
+    """Composite Gaussian g (its record in `splats`, see `pack_splats`) over the 16 pixels of block b of `state`
+    (see `_draw_tile`), whose top-left pixel is (x0, y0) in the image; returns whether it finished any of them. Every
+    pixel is evaluated without branches (a finished one has transmittance 0, so nothing is added to it), which is
+    what lets the loop vectorize; a flag costs less there than a count."""
     u, v = splats[g, U], splats[g, V]
     ca, cb, cc = splats[g, CONIC_A], splats[g, CONIC_B], splats[g, CONIC_C]
     opacity = splats[g, OPACITY]
     red, green, blue = splats[g, RED], splats[g, GREEN], splats[g, BLUE]
-    finished = 0
+    finished = False
     for j in range(LANES):
         dx = u - (np.float32(x0 + j % BLOCK) + _HALF)
         dy = v - (np.float32(y0 + j // BLOCK) + _HALF)
@@ -255,8 +255,17 @@ def _composite_block(state, b, x0, y0, splats, g):
         state[4, b, j] += blue * w
         state[1, b, j] += t if stop else _F0
         state[0, b, j] = _F0 if stop else (next_t if hit else t)
-        finished += stop and t > _F0
+        finished |= stop and t > _F0
     return finished
+
+
+@njit(cache=True, inline="always")
+def _live_pixels(state, b):
+    """How many pixels of block b of `state` (see `_draw_tile`) are unfinished."""
+    live = 0
+    for j in range(LANES):
+        live += state[0, b, j] > _F0
+    return live
 
 
 class CpuRenderer:

@@ -155,8 +155,8 @@ def _project_range(lo, hi, means, quats, scales, opacities, sh, sh_degree, viewm
         if not (opacity >= ALPHA_THRESHOLD):
             continue
         extent = min(MAX_EXTENT_SIGMAS, math.sqrt(_F2 * math.log(opacity / ALPHA_THRESHOLD)))
-        rad_x = np.float32(math.ceil(extent * math.sqrt(c00)))
-        rad_y = np.float32(math.ceil(extent * math.sqrt(c11)))
+        rad_x = np.ceil(extent * math.sqrt(c00))
+        rad_y = np.ceil(extent * math.sqrt(c11))
         if rad_x <= _F0 and rad_y <= _F0:
             continue
         u = fx * x * rz + cx
@@ -179,6 +179,5 @@ def _project_range(lo, hi, means, quats, scales, opacities, sh, sh_degree, viewm
         dx *= inorm
         dy *= inorm
         dz *= inorm
-        coeffs = sh[i]
         for c in range(3):
-            colors[i, c] = max(_F0, sh_channel(sh_degree, dx, dy, dz, coeffs, c) + _HALF)
+            colors[i, c] = max(_F0, sh_channel(sh_degree, dx, dy, dz, sh, i, c) + _HALF)

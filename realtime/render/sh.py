@@ -53,31 +53,32 @@ def rgb_to_sh_dc(rgb: Any) -> Any:
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def sh_channel(degree, x, y, z, coeffs, c):
-    """One colour channel before the +0.5 offset.
+def sh_channel(degree, x, y, z, sh, i, c):
+    """One colour channel of Gaussian i before the +0.5 offset.
 
-    degree: 0..3; x, y, z: float32 unit view direction; coeffs: (K, 3) float32 with K >= (degree + 1)^2;
-    c: channel index. Returns float32.
+    degree: 0..3; x, y, z: float32 unit view direction; sh: (N, K, 3) float32 with K >= (degree + 1)^2 (the
+    coefficients are read in place: a view of sh[i] would be reference-counted on every call); c: channel index.
+    Returns float32.
     """
-    result = _C0 * coeffs[0, c]
+    result = _C0 * sh[i, 0, c]
     if degree < 1:
         return result
-    result += _C1 * (-y * coeffs[1, c] + z * coeffs[2, c] - x * coeffs[3, c])
+    result += _C1 * (-y * sh[i, 1, c] + z * sh[i, 2, c] - x * sh[i, 3, c])
     if degree < 2:
         return result
     z2 = z * z
     t0 = _C2A * z
     c1 = x * x - y * y
     s1 = _TWO * x * y
-    result += (_C2D * s1 * coeffs[4, c] + t0 * y * coeffs[5, c] + (_C2B * z2 - _C2C) * coeffs[6, c]
-               + t0 * x * coeffs[7, c] + _C2D * c1 * coeffs[8, c])
+    result += (_C2D * s1 * sh[i, 4, c] + t0 * y * sh[i, 5, c] + (_C2B * z2 - _C2C) * sh[i, 6, c]
+               + t0 * x * sh[i, 7, c] + _C2D * c1 * sh[i, 8, c])
     if degree < 3:
         return result
     t0c = _C3A * z2 + _C3B
     t1b = _C3C * z
     c2 = x * c1 - y * s1
     s2 = x * s1 + y * c1
-    result += (_C3F * s2 * coeffs[9, c] + t1b * s1 * coeffs[10, c] + t0c * y * coeffs[11, c]
-               + z * (_C3D * z2 - _C3E) * coeffs[12, c] + t0c * x * coeffs[13, c] + t1b * c1 * coeffs[14, c]
-               + _C3F * c2 * coeffs[15, c])
+    result += (_C3F * s2 * sh[i, 9, c] + t1b * s1 * sh[i, 10, c] + t0c * y * sh[i, 11, c]
+               + z * (_C3D * z2 - _C3E) * sh[i, 12, c] + t0c * x * sh[i, 13, c] + t1b * c1 * sh[i, 14, c]
+               + _C3F * c2 * sh[i, 15, c])
     return result

@@ -2,7 +2,7 @@
 
 Path of a voice frame::
 
-    sender's audio track ─► drain (decoded by aiortc: Opus, G.722, PCMU or PCMA) ─► VoiceRelay.push(frame, capture)
+    sender's audio track ─► drain (aiortc decodes Opus, G.722, PCMU, PCMA) ─► VoiceRelay.push(frame, capture)
     a feed's sound (a video file played as a camera) ─► VoiceRelay.push_threadsafe(frame, capture)
         ─► delay line: held until capture + the video's camera→output latency, less Opus's look-ahead
            (``lipsync.py``)

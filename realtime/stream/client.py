@@ -259,8 +259,8 @@ class PeerClient:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            planes = frame.to_ndarray()
-            mono = planes.mean(axis=0) if frame.format.is_planar else planes.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+            planes, channels = frame.to_ndarray(), len(frame.layout.channels)
+            mono = planes.mean(axis=0) if frame.format.is_planar else planes.reshape(-1, channels).mean(axis=1)
             samples = mono.astype(np.int16)
             self.heard.append(Heard(int(frame.pts), time.monotonic_ns() / 1e6, samples, frame.sample_rate))
 

@@ -23,21 +23,27 @@ Two ways to put them back in step were weighed:
 
 This module does the second. The delay follows the video: the median of ``published_ns - capture_ts_ns`` over
 the last ``WINDOW_FRAMES`` video frames (about three seconds), changed only when it moves by more than
-``DELAY_STEP_MS`` (each change is a small gap or a short burst in the voice, which the receiver's jitter
-buffer smooths), within ``[0, MAX_DELAY_MS]``. With no video yet there is nothing to wait for: no delay. What
-the delay leaves between each video frame and its voice (the delay less that frame's latency) is kept as the
-A/V offset at the server's output.
+``DELAY_STEP_MS`` after the first (each change is a small gap or a short burst in the voice, which the
+receiver's jitter buffer smooths), within ``[0, MAX_DELAY_MS]``. With no video yet there is nothing to wait
+for: no delay. What the delay leaves between each video frame and its voice (the delay less that frame's
+latency) is kept as the A/V offset at the server's output.
 
-Capture times on one clock. A camera frame is stamped when aiortc's receiver hands it over, which is when the
+Capture times on one clock. A camera frame is stamped when aiortc's receiver hands it over decoded: after the
 first packet of the *next* frame arrives (its jitter buffer cannot know a frame is complete before), about one
-camera frame interval after the frame itself arrived. aiortc's audio receiver hands a frame over once
-``AIORTC_AUDIO_HOLD_FRAMES`` (4) newer frames are buffered (``JitterBuffer(capacity=16, prefetch=4)``), 80 ms
-for 20 ms Opus frames; the server shortens that to one frame (``voice.shorten_receive_hold``), since a voice
-that arrives later than the picture of its moment cannot be put back in step by holding it. An audio frame is
-stamped with the time a camera frame captured with it would have been stamped: its hand-over time, less the
-audio hold, plus the camera's median frame interval (``voice_capture_ns``), then evened out along the sender's
-own audio clock (``VoiceClock``), so that the jitter of the uplink does not reach the viewers. A feed on this machine (a video file's sound) stamps its frames as it plays them, like
-its pictures, and needs no correction.
+camera frame interval after the frame itself arrived, and after its decoding (in aiortc's decoder thread,
+which waits for a CPU on a busy machine: tens of milliseconds with two browsers on two cores). aiortc's audio
+receiver hands a frame over once ``AIORTC_AUDIO_HOLD_FRAMES`` (4) newer frames are buffered
+(``JitterBuffer(capacity=16, prefetch=4)``), 80 ms for 20 ms Opus frames; the server shortens that to one frame
+(``voice.shorten_receive_hold``), since a voice that arrives later than the picture of its moment cannot be put
+back in step by holding it. An audio frame is stamped with the time a camera frame captured with it would have
+been stamped (``voice_capture_ns``): its hand-over time, less its own lag from arrival to hand-over, plus the
+camera's. Both lags are measured frame by frame from the packets' arrival times (``uplink.py``); until they
+are, the holds stand in for them (the audio hold, one camera frame interval: ``FrameCadence``). The stamps are
+then evened out along the sender's own audio clock (``VoiceClock``), so that the jitter of the uplink does not
+reach the viewers. A feed on this
+machine (a video file's sound) stamps its frames as it plays them, like its pictures, and needs no correction.
+What the sender itself adds to its picture and not to its voice on the way up (a browser's video encoder and
+pacer, some milliseconds to tens) is measured from its own sender reports and added too (``uplink.py``).
 
 Opus itself delays the sound: a libopus encoder looks ahead 312 samples at 48 kHz (``OPUS_LOOKAHEAD_NS``,
 6.5 ms), and a decoder that starts from the packets as aiortc's (and a browser's jitter buffer) do returns the
@@ -55,19 +61,23 @@ import av
 AIORTC_AUDIO_HOLD_FRAMES = 4  # aiortc 1.16 rtcrtpreceiver: audio JitterBuffer(capacity=16, prefetch=4)
 OPUS_LOOKAHEAD_NS = 312 * 1_000_000_000 // 48_000  # libopus at 48 kHz: 2.5 ms + 4 ms
 MAX_DELAY_MS = 1000.0  # a pipeline slower than this is broken; the voice does not wait longer
-DELAY_STEP_MS = 20.0  # the delay follows the video latency in steps of at least this
+DELAY_STEP_MS = 10.0  # the delay follows the video latency in steps of at least this
 CADENCE_FRAMES = 30  # camera frame intervals the cadence is the median of
 WINDOW_FRAMES = 75  # video frames the delay is the median latency of: 3 s at 25 fps
 
 
-def voice_capture_ns(frame: av.AudioFrame, handed_ns: int, camera_interval_ns: int, codec_delay_ns: int = 0,
-                     hold_frames: int = AIORTC_AUDIO_HOLD_FRAMES) -> int:
+def receive_hold_ns(frame: av.AudioFrame, hold_frames: int = AIORTC_AUDIO_HOLD_FRAMES) -> int:
+    """How long aiortc's audio receiver holds ``frame`` (``hold_frames`` frames of its duration) before handing it
+    over."""
+    return hold_frames * frame.samples * 1_000_000_000 // frame.sample_rate
+
+
+def voice_capture_ns(handed_ns: int, voice_lag_ns: int, camera_lag_ns: int, codec_delay_ns: int = 0) -> int:
     """The capture time of a received audio frame on the camera frames' clock: the time a camera frame that
-    arrived with it would be stamped (see the module docstring). handed_ns: when aiortc handed it over, after
-    holding it ``hold_frames`` frames of its duration; codec_delay_ns: how late its codec returns the sound
-    (OPUS_LOOKAHEAD_NS for Opus)."""
-    hold_ns = hold_frames * frame.samples * 1_000_000_000 // frame.sample_rate
-    return handed_ns - hold_ns + camera_interval_ns - codec_delay_ns
+    arrived with it would be stamped (see the module docstring). handed_ns: when aiortc handed it over,
+    voice_lag_ns after it arrived; camera_lag_ns: how long after arriving a camera frame is handed over;
+    codec_delay_ns: how late its codec returns the sound (OPUS_LOOKAHEAD_NS for Opus)."""
+    return handed_ns - voice_lag_ns + camera_lag_ns - codec_delay_ns
 
 
 class FrameCadence:
@@ -136,7 +146,7 @@ class LipSync:
         target = statistics.median(self._latencies)
         self.capped = target > self.max_ms
         target = min(max(0.0, target), self.max_ms)
-        if abs(target - self.delay_ms) > self.step_ms:
+        if self.changes == 0 or abs(target - self.delay_ms) > self.step_ms:  # the first latency seen is taken
             self.delay_ms = target
             self.changes += 1
         return self.delay_ms

@@ -154,7 +154,7 @@ class Session:
 
     def _on_camera_frame(self, frame, arrival_ns: int) -> None:
         self.inputs += 1
-        self.voice.camera_frame(arrival_ns)
+        self.voice.camera_frame(frame, arrival_ns)
         try:
             self.hub.producer.push_input(input_image(frame), arrival_ns)
         except ValueError as exc:  # the producer refused this frame: say so once, keep draining

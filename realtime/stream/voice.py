@@ -3,7 +3,9 @@ out (the relay itself is ``audio.py``).
 
 * A **sender** whose offer sends audio gets it received (``recvonly`` in the answer): every frame aiortc
   decodes goes to the relay, stamped on the camera frames' clock (``lipsync.voice_capture_ns``, with this
-  session's camera cadence). Any audio codec aiortc decodes will do (Opus, G.722, PCMU, PCMA).
+  lags of its camera and its voice from arrival to hand-over, and the skew between its picture's and its
+  voice's way up, both from its packets, ``uplink.py``). Any
+  audio codec aiortc decodes will do (Opus, G.722, PCMU, PCMA).
 * A **viewer** whose offer receives audio and accepts Opus gets a ``VoiceTrack`` (``sendonly``): the relay's
   packets, encoded once for everyone. An offer whose audio lacks Opus is answered without voice (the audio
   section ``inactive``) and the reason kept for ``/stats``; its video is not affected.
@@ -30,10 +32,12 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
 
 from .audio import VoiceRelay, VoiceTrack
-from .lipsync import AIORTC_AUDIO_HOLD_FRAMES, OPUS_LOOKAHEAD_NS, FrameCadence, VoiceClock, voice_capture_ns
+from .lipsync import AIORTC_AUDIO_HOLD_FRAMES, OPUS_LOOKAHEAD_NS, FrameCadence, VoiceClock, receive_hold_ns, \
+    voice_capture_ns
 from .rejectmedia import SetAside, put_back, set_aside
 from .signaling import SignalingError
 from .tracks import drain
+from .uplink import Uplink
 
 VOICE_CODEC = "audio/opus"
 
@@ -56,6 +60,10 @@ def offer_audio(sdp: str) -> tuple[str, list[str]] | None:
     known = _known()
     usable = [m for m in desc.media if m.kind == "audio" and set(_names(m)) & known]
     return (usable[0].direction or "sendrecv", _names(usable[0])) if usable else None
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 1)
 
 
 def shorten_receive_hold(pc: RTCPeerConnection, track: MediaStreamTrack) -> int:
@@ -81,6 +89,8 @@ class SessionVoice:
         self.frames_in = 0
         self._cadence = FrameCadence()
         self._clock = VoiceClock()
+        self._uplink = Uplink()  # this sender's packets: hand-over lags, how much later its pictures arrive
+        self._clock_rate = 48_000
         self._codec_delay_ns = 0  # how late the sender's codec returns the sound
         self._hold_frames = AIORTC_AUDIO_HOLD_FRAMES  # how long aiortc holds a received frame
         self._pc: RTCPeerConnection | None = None
@@ -104,9 +114,9 @@ class SessionVoice:
             return sdp
         direction, codecs = audio
         if self.role == "sender":  # aiortc takes the first codec of the offer it knows
-            known = {c.mimeType.split("/")[1].upper() for c in RTCRtpSender.getCapabilities("audio").codecs}
             uplink = next(name for name in codecs if name in known)
             self._codec_delay_ns = OPUS_LOOKAHEAD_NS if uplink == "OPUS" else 0
+            self._clock_rate = 48_000 if uplink == "OPUS" else 8_000  # RTP clocks: Opus; G.722, PCMU, PCMA
         elif "recv" in direction and "OPUS" not in codecs:
             self.declined = (f"the offer's audio lacks Opus, the codec of this server's voice (it offers "
                              f"{', '.join(codecs)}): video only")
@@ -129,16 +139,29 @@ class SessionVoice:
         self.speaks = True
         if self._pc is not None:
             self._hold_frames = shorten_receive_hold(self._pc, track)
+            for receiver in self._pc.getReceivers():
+                if receiver.track is track:
+                    self._uplink.watch(receiver, "audio", self._clock_rate)
+                elif receiver.track is not None and receiver.track.kind == "video":
+                    self._uplink.watch(receiver, "video", 90_000)
         return drain(track, self._on_frame)
 
-    def camera_frame(self, handed_ns: int) -> None:
-        """A camera frame of this session was handed over at ``handed_ns`` (for the camera's cadence)."""
+    def camera_frame(self, frame, handed_ns: int) -> None:
+        """A camera ``frame`` of this session was handed over at ``handed_ns`` (for the camera's lag)."""
         self._cadence.arrived(handed_ns)
+        self._uplink.handed("video", frame.pts, handed_ns)
 
     def _on_frame(self, frame, handed_ns: int) -> None:
         self.frames_in += 1
-        stamp = voice_capture_ns(frame, handed_ns, self._cadence.interval_ns, self._codec_delay_ns, self._hold_frames)
+        self._uplink.handed("audio", frame.pts, handed_ns)
+        voice_lag = self._uplink.lag_ns("audio") or receive_hold_ns(frame, self._hold_frames)
+        camera_lag = self._uplink.lag_ns("video") or self._cadence.interval_ns
+        stamp = voice_capture_ns(handed_ns, voice_lag, camera_lag, self._codec_delay_ns) + self._uplink.skew_ns
         self.relay.push(frame, self._clock.stamp(frame.time, stamp))
+
+    def _uplink_info(self) -> dict:
+        return {"voice_lag_ms": _ms(self._uplink.lag_ns("audio")), "camera_lag_ms": _ms(self._uplink.lag_ns("video")),
+                "skew_ms": _ms(self._uplink.skew_ns)}
 
     def close(self) -> None:
         if self.track is not None:
@@ -152,6 +175,7 @@ class SessionVoice:
             "declined": self.declined,
             "frames_in": self.frames_in,
             "receive_hold_frames": self._hold_frames if self.speaks else None,
+            "uplink": self._uplink_info() if self.speaks else None,
             "packets_sent": self.track.sent if self.track else 0,
             "packets_skipped": self.track.skipped if self.track else 0,
         }
