@@ -511,3 +511,17 @@ def test_to_uint8_rounds_as_its_numpy_reference(dtype):
     np.testing.assert_array_equal(to_uint8(image), to_uint8_reference(image))
     np.testing.assert_array_equal(to_uint8(image[:, ::2]), to_uint8_reference(image[:, ::2]))  # not contiguous
     assert to_uint8(image).dtype == np.uint8 and to_uint8(image).shape == image.shape
+
+
+def test_tiles_are_shared_as_bands_of_about_equal_cost():
+    from realtime.render.cpu import _share_tiles
+
+    rng = np.random.default_rng(5)
+    counts = rng.integers(0, 400, 1024) * (rng.random(1024) < 0.6)  # many empty tiles, as around a head
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    starts = _share_tiles(offsets, np.int64(8))
+    assert starts[0] == 0 and starts[-1] == 1024 and np.all(np.diff(starts) >= 0)
+    cost = np.array([offsets[b] - offsets[a] + 32 * (b - a) for a, b in zip(starts[:-1], starts[1:])])
+    assert cost.max() - cost.min() <= 2 * (counts.max() + 32)  # equal up to a tile at each end
+    two = np.array([0, 10, 20], np.int64)  # two tiles of equal cost: one part each, the other parts empty
+    np.testing.assert_array_equal(_share_tiles(two, np.int64(8)), [0, 1, 1, 1, 1, 2, 2, 2, 2])

@@ -136,45 +136,37 @@ def rasterize(projected: Projected, offsets: np.ndarray, ids: np.ndarray, width:
     splats = pack_splats(projected)
     image = np.empty((height, width, 3), np.float32)
     alpha = np.empty((height, width), np.float32)
-    starts, tiles = _share_tiles(offsets, np.int64(workers.parts))
-    jobs = [(tiles[starts[p]:starts[p + 1]], offsets, ids, splats, np.int64(width), np.int64(height), background,
-             image, alpha) for p in range(workers.parts) if starts[p + 1] > starts[p]]
+    starts = _share_tiles(offsets, np.int64(workers.parts))
+    jobs = [(starts[p], starts[p + 1], offsets, ids, splats, np.int64(width), np.int64(height), background, image,
+             alpha) for p in range(workers.parts) if starts[p + 1] > starts[p]]
     workers.run(_draw_tiles, jobs)
     return image, alpha
 
 
 @njit(nogil=True, cache=True)
 def _share_tiles(offsets, n_parts):
-    """Tiles cut into `n_parts` parts of about equal cost (the tile's entries plus a fixed share for its
-    pixels), costliest tile first into the cheapest part. Part p is tiles[starts[p]:starts[p + 1]]."""
+    """(n_parts + 1,) int64 starts: tiles (row-major) cut into `n_parts` runs of about equal cost (the tile's entries
+    plus a fixed share for its pixels); part p is tiles starts[p]..starts[p + 1] - 1. A run is a band of the image,
+    so a thread drawing it reads the records of neighbouring Gaussians, not of Gaussians from all over the image."""
     n_tiles = offsets.shape[0] - 1
-    cost = np.empty(n_tiles, np.int64)
+    total = offsets[n_tiles] - offsets[0] + 32 * n_tiles
+    starts = np.full(n_parts + 1, n_tiles, np.int64)
+    starts[0] = 0
+    cost = 0
+    p = 1
     for t in range(n_tiles):
-        cost[t] = offsets[t + 1] - offsets[t] + 32
-    load = np.zeros(n_parts, np.int64)
-    owner = np.empty(n_tiles, np.int64)
-    for t in np.argsort(-cost, kind="mergesort"):
-        p = np.argmin(load)
-        owner[t] = p
-        load[p] += cost[t]
-    starts = np.zeros(n_parts + 1, np.int64)
-    for t in range(n_tiles):
-        starts[owner[t] + 1] += 1
-    for p in range(n_parts):
-        starts[p + 1] += starts[p]
-    tiles = np.empty(n_tiles, np.int64)
-    cursor = starts[:-1].copy()
-    for t in range(n_tiles):
-        tiles[cursor[owner[t]]] = t
-        cursor[owner[t]] += 1
-    return starts, tiles
+        cost += offsets[t + 1] - offsets[t] + 32
+        while p < n_parts and cost * n_parts >= p * total:
+            starts[p] = t + 1
+            p += 1
+    return starts
 
 
 @njit(nogil=True, cache=True, fastmath=FASTMATH)
-def _draw_tiles(tiles, offsets, ids, splats, width, height, background, image, alpha_out):
-    """Composite the listed tiles into `image` (H, W, 3) and `alpha_out` (H, W)."""
+def _draw_tiles(first, stop, offsets, ids, splats, width, height, background, image, alpha_out):
+    """Composite tiles first..stop - 1 into `image` (H, W, 3) and `alpha_out` (H, W)."""
     tiles_x = (width + TILE_SIZE - 1) // TILE_SIZE
-    for tile in tiles:
+    for tile in range(first, stop):
         _draw_tile(tile, offsets, ids, splats, width, height, tiles_x, background, image, alpha_out)
 
 

@@ -27,7 +27,7 @@ from numba import njit
 
 from realtime.render.constants import (
     ALPHA_THRESHOLD, EPS2D, FAR_PLANE, FASTMATH, FOV_MARGIN, MAX_EXTENT_SIGMAS, NEAR_PLANE)
-from realtime.render.sh import sh_channel
+from realtime.render.sh import sh_rgb
 from realtime.render.workers import INLINE, Workers
 
 _F0 = np.float32(0.0)
@@ -179,5 +179,7 @@ def _project_range(lo, hi, means, quats, scales, opacities, sh, sh_degree, viewm
         dx *= inorm
         dy *= inorm
         dz *= inorm
-        for c in range(3):
-            colors[i, c] = max(_F0, sh_channel(sh_degree, dx, dy, dz, sh, i, c) + _HALF)
+        r, g, b = sh_rgb(sh_degree, dx, dy, dz, sh, i)
+        colors[i, 0] = max(_F0, r + _HALF)
+        colors[i, 1] = max(_F0, g + _HALF)
+        colors[i, 2] = max(_F0, b + _HALF)

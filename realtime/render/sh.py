@@ -53,13 +53,21 @@ def rgb_to_sh_dc(rgb: Any) -> Any:
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def sh_channel(degree, x, y, z, sh, i, c):
-    """One colour channel of Gaussian i before the +0.5 offset.
+def sh_rgb(degree, x, y, z, sh, i):
+    """The colour (r, g, b) of Gaussian i before the +0.5 offset, float32 each.
 
-    degree: 0..3; x, y, z: float32 unit view direction; sh: (N, K, 3) float32 with K >= (degree + 1)^2 (the
-    coefficients are read in place: a view of sh[i] would be reference-counted on every call); c: channel index.
-    Returns float32.
+    degree: 0..3; x, y, z: float32 unit view direction; sh: (N, K, 3) float32 with K >= (degree + 1)^2, read in
+    place (a view of sh[i] would be reference-counted on every call). One call for the three channels: a call costs
+    more than a channel of degree 0. The caller adds the offset outside this function, so that no compiler fuses it
+    into the sum differently for different degrees (the colour of the DC band alone is the same at every degree).
     """
+    return (_sh_channel(degree, x, y, z, sh, i, 0), _sh_channel(degree, x, y, z, sh, i, 1),
+            _sh_channel(degree, x, y, z, sh, i, 2))
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _sh_channel(degree, x, y, z, sh, i, c):
+    """Channel c of `sh_rgb`."""
     result = _C0 * sh[i, 0, c]
     if degree < 1:
         return result

@@ -8,8 +8,6 @@ its radii touches, as gsplat bins them.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
