@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="browser (default; the expression tour plays until a browser sends its camera) | "
                             "webcam[:N] | tour | VIDEO")
     serve.add_argument("--backend", choices=("auto", "cpu", "cuda"), default="auto")
-    serve.add_argument("--size", type=int, default=256, help="output frame size, square (default 256)")
+    serve.add_argument("--size", type=int, default=512, help="output frame size, square (default 512)")
     serve.add_argument("--token", default=None, help="access token; required to listen beyond 127.0.0.1")
     serve.add_argument("--max-sessions", type=int, default=8, help="concurrent viewers + sender (default 8)")
     serve.add_argument("--codec", choices=sorted(CODECS), default="vp8",
