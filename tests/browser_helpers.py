@@ -55,3 +55,23 @@ class PageReports:
     def pictures(self, role: str) -> list[dict]:
         """The reports of `role` that carry a measured picture."""
         return [r for r in self.by_role.get(role, []) if r.get("mean_rgb") is not None]
+
+
+def demo_pose_faces(poses: dict[str, tuple[float, float]], size: int) -> dict[str, np.ndarray]:
+    """The demo avatar in each pose (name -> (jaw, yaw) in radians), rendered by the offline loop at size x size:
+    name -> (size, size, 3) uint8. The demo is built and cached on first use."""
+    from realtime.app.library import resolve_avatar
+    from realtime.painter import AvatarPainter
+    from realtime.pipeline import drive
+    from realtime.rig.model import RigParams
+
+    avatar, _ = resolve_avatar("demo")
+    painter = AvatarPainter(avatar, avatar.camera.resized(size, size), backend="cpu")
+    frames = []
+    for jaw, yaw in poses.values():
+        params = RigParams.neutral(avatar.rig)
+        params.shape = avatar.shape.astype(np.float32)
+        params.jaw_pose = np.array([jaw, 0, 0], np.float32)
+        params.rotation = np.array([0, yaw, 0], np.float32)
+        frames.append(params)
+    return {name: out.image for name, out in zip(poses, drive(frames, painter))}

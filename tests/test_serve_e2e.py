@@ -15,13 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from browser_helpers import (PageReports, chromium, needs_chromium, pages_reported, picture, sessions_by_role,
-                             stop_browsers, wait_for_pages, write_y4m)
+from browser_helpers import (PageReports, chromium, demo_pose_faces, needs_chromium, pages_reported, picture,
+                             sessions_by_role, stop_browsers, wait_for_pages, write_y4m)
 from realtime.face.detector import LandmarkDetector
-from realtime.app.library import resolve_avatar
-from realtime.painter import AvatarPainter
-from realtime.pipeline import drive
-from realtime.rig.model import RigParams
 from realtime.stream.client import ArrayVideoTrack, PeerClient, ServerProcess
 from realtime.face import landmark_ids as ids
 
@@ -42,16 +38,7 @@ SERVE = ["serve", "--driver", "browser", "--size", str(SIZE), "--backend", "cpu"
 def faces() -> dict[str, np.ndarray]:
     """The demo avatar (built and cached on first use, before any server starts) in each pose, rendered through
     the offline loop at SIZE x SIZE: name -> (SIZE, SIZE, 3) uint8."""
-    avatar, _ = resolve_avatar("demo")
-    painter = AvatarPainter(avatar, avatar.camera.resized(SIZE, SIZE), backend="cpu")
-    poses = []
-    for jaw, yaw in POSES.values():
-        params = RigParams.neutral(avatar.rig)
-        params.shape = avatar.shape.astype(np.float32)
-        params.jaw_pose = np.array([jaw, 0, 0], np.float32)
-        params.rotation = np.array([0, yaw, 0], np.float32)
-        poses.append(params)
-    return {name: out.image for name, out in zip(POSES, drive(poses, painter))}
+    return demo_pose_faces(POSES, SIZE)
 
 
 def clip(faces: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
+from browser_helpers import demo_pose_faces
 from realtime.stream.client import ArrayVideoTrack, PeerClient, ServerProcess
 from realtime.stream.server import StreamServer
 from realtime.stream.testpattern import TestPatternProducer
@@ -369,21 +370,7 @@ POSES = {"neutral": (0.0, 0.0), "open": (0.35, 0.0), "turn": (0.0, np.radians(25
 
 def pose_faces() -> dict[str, np.ndarray]:
     """The demo avatar in each pose, rendered by the offline loop at SIZE x SIZE: the face GStreamer sends."""
-    from realtime.app.library import resolve_avatar
-    from realtime.painter import AvatarPainter
-    from realtime.pipeline import drive
-    from realtime.rig.model import RigParams
-
-    avatar, _ = resolve_avatar("demo")
-    painter = AvatarPainter(avatar, avatar.camera.resized(SIZE, SIZE), backend="cpu")
-    poses = []
-    for jaw, yaw in POSES.values():
-        params = RigParams.neutral(avatar.rig)
-        params.shape = avatar.shape.astype(np.float32)
-        params.jaw_pose = np.array([jaw, 0, 0], np.float32)
-        params.rotation = np.array([0, yaw, 0], np.float32)
-        poses.append(params)
-    return {name: out.image for name, out in zip(POSES, drive(poses, painter))}
+    return demo_pose_faces(POSES, SIZE)
 
 
 def phase_at(clip_s: np.ndarray) -> list[str | None]:
